@@ -1,0 +1,1 @@
+"""kfp-tabular components, installed as ``kfp_tabular.components``."""

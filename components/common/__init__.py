@@ -1,0 +1,1 @@
+"""Pieces every kfp-tabular component shares: image names, artifact I/O and errors."""

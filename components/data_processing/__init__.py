@@ -1,0 +1,1 @@
+"""Data processing components: synthetic data, ingest, TFDV validation."""

@@ -1,0 +1,1 @@
+"""Seeded generator of the bundled default dataset (customer churn) and its drifted variant."""

@@ -1,0 +1,1 @@
+"""kfp-tabular pipelines, installed as ``kfp_tabular.pipelines``."""
