@@ -1,0 +1,92 @@
+# kfp-tabular. Two commands on a fresh machine: `make run` (the pipeline end to end on the bundled default
+# data) and `make test`. Environments are built from the committed locks only: nothing is resolved here.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CACHE ?= $(HOME)/.cache/kfp-tabular
+VENV := .venv
+SERVE_VENV := .venv-serve
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+PY := $(VENV)/bin/python
+SERVE_PY := $(SERVE_VENV)/bin/python
+PIPELINE_YAML := pipelines/training/train_and_deploy/pipeline.yaml
+OUTPUTS ?= local_outputs
+ROWS ?= 50000
+DATA ?=
+PORT ?= 8080
+PYTEST_ARGS ?=
+export KFP_TABULAR_CACHE := $(CACHE)
+
+.PHONY: help run test compile lint format clean lock env serve-env apiserver kubectl serve predict images
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# --- environments ---------------------------------------------------------------------------------------
+$(UV): locks/tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r locks/tools.txt
+	touch $(UV)
+
+$(VENV)/.installed: locks/pipeline.txt setup.py | $(UV)
+	test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes locks/pipeline.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+$(SERVE_VENV)/.installed: locks/serve.txt setup.py | $(UV)
+	test -x $(SERVE_PY) || $(UV) venv --quiet --python $(PYTHON) $(SERVE_VENV)
+	$(UV) pip sync --quiet --python $(SERVE_PY) --require-hashes locks/serve.txt
+	$(UV) pip install --quiet --python $(SERVE_PY) --no-deps -e .
+	touch $@
+
+env: $(VENV)/.installed ## the pipeline environment (.venv) from locks/pipeline.txt
+serve-env: $(SERVE_VENV)/.installed ## the serve environment (.venv-serve) from locks/serve.txt
+
+lock: | $(UV) ## re-resolve the locks (uv) from setup.py's extras
+	$(UV) pip compile --quiet setup.py --extra pipeline --extra dev --python-version 3.11 --generate-hashes \
+		-o locks/pipeline.txt
+	$(UV) pip compile --quiet setup.py --extra serve --python-version 3.11 --generate-hashes -o locks/serve.txt
+	$(UV) pip compile --quiet locks/tools.in --python-version 3.11 --generate-hashes -o locks/tools.txt
+
+# --- test infrastructure: a real kube-apiserver + etcd, built once per machine outside the checkout --------
+apiserver: ## build kube-apiserver v1.20.2 from Debian's source package (cached in $(CACHE))
+	bash tests/cluster/build-apiserver.sh
+
+kubectl: ## make sure kubectl is on PATH (Debian's kubernetes-client otherwise)
+	command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubernetes-client; }
+
+# --- the main job -----------------------------------------------------------------------------------------
+run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours)
+	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA))
+
+compile: env ## compile the pipeline to its committed IR YAML
+	$(PY) -m kfp_tabular.pipelines.cli compile --output $(PIPELINE_YAML)
+
+test: env serve-env apiserver kubectl ## install everything the tests need, then run them all
+	$(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
+
+lint: env ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: env
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# --- local serving ----------------------------------------------------------------------------------------
+serve: serve-env ## serve the newest model from `make run` with KServe on 127.0.0.1:$(PORT)
+	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server --latest-under $(OUTPUTS) --http_port $(PORT)
+
+predict: serve-env ## send sample rows (V1 lists, V1 records, V2) to `make serve`
+	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server.predict_sample --url http://127.0.0.1:$(PORT)
+
+images: ## build the pipeline and serve images (docker, podman or buildah)
+	bash components/common/containers/build.sh
+
+clean: ## remove environments, local outputs and caches (not the kube-apiserver build cache)
+	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) $(OUTPUTS) .pytest_cache .ruff_cache *.egg-info build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
