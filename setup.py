@@ -44,6 +44,7 @@ PIPELINE = [
     "kfp-kubernetes==1.5.0",
     "kubernetes>=30,<31",
     "fsspec",
+    "gcsfs>=2024.2",
     "pyyaml",
 ]
 

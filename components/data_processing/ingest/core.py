@@ -1,0 +1,502 @@
+"""Read a CSV or Parquet table from a path or URL, check it, and split it into train and eval Parquet files.
+
+The source is read once, through fsspec: the bytes are hashed while they are copied into a local spool, and
+the table is parsed from that copy, so the content hash always describes exactly the bytes that were parsed
+(a file gives the same hash as a plain path, a ``file://`` URL or an object-store URL).
+
+Remote sources: ``https://`` needs ``aiohttp``, ``s3://`` needs ``s3fs``, ``gs://`` needs ``gcsfs``. Endpoints
+and credentials come from the environment (for S3-compatible stores: ``AWS_ENDPOINT_URL_S3`` or
+``AWS_ENDPOINT_URL``, or fsspec's ``FSSPEC_S3_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from kfp_tabular.components.common.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: File formats ``read_table`` understands, and the name endings that select them when ``file_format="auto"``.
+FORMATS = ("csv", "parquet")
+EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+TASKS = ("auto", "classification", "regression")
+#: An integer label with at most this many distinct values is a classification label under ``task="auto"``.
+MAX_AUTO_CLASSES = 20
+#: Sources up to this size are spooled in memory, larger ones in a temporary file.
+_SPOOL_IN_MEMORY = 64 << 20
+_CHUNK = 1 << 20
+#: The pip package that provides each fsspec protocol we can name.
+_PROTOCOL_PACKAGES = {
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "adl": "adlfs",
+    "hf": "huggingface_hub",
+}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ``ingest`` read and wrote.
+
+    Attributes:
+        source_uri: The URI or path the table was read from, as given.
+        content_hash: Hex sha256 of the source bytes (as stored, e.g. still gzip-compressed).
+        rows: Rows in the source table.
+        train_rows: Rows written to the train split.
+        eval_rows: Rows written to the eval split.
+        columns: Column names in source order (the label included).
+        label_column: Name of the label column.
+        task: ``classification`` or ``regression``.
+        label_classes: Sorted distinct label values for classification, else None.
+        positive_rate: For a binary label, the share of rows whose label is the second (larger) class, else None.
+    """
+
+    source_uri: str
+    content_hash: str
+    rows: int
+    train_rows: int
+    eval_rows: int
+    columns: list[str]
+    label_column: str
+    task: str
+    label_classes: list[Any] | None
+    positive_rate: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result as a plain, JSON-serialisable dict."""
+        return asdict(self)
+
+
+def read_table(uri: str, file_format: str = "auto") -> pd.DataFrame:
+    """Read a CSV or Parquet table from a local path or an fsspec URL.
+
+    Args:
+        uri: Local path or URL (``file://``, ``https://``, ``s3://``, ``gs://``, ...).
+        file_format: ``csv``, ``parquet``, or ``auto`` to decide by the name ending (``.csv``, ``.csv.gz``,
+            ``.parquet``, ``.pq``). Gzip-compressed CSV is recognised by its content.
+
+    Returns:
+        The table, with its column names exactly as stored.
+
+    Raises:
+        DataError: The file is missing, empty, not readable as the format, has no data rows, or has empty or
+            duplicate column names; the message starts with the URI.
+        ConfigError: ``file_format`` is not one of ``auto``, ``csv``, ``parquet``.
+    """
+    frame, _, _ = _load(uri, file_format)
+    return frame
+
+
+def ingest(
+    data_uri: str,
+    label_column: str,
+    train_path: str,
+    eval_path: str,
+    eval_fraction: float = 0.2,
+    seed: int = 42,
+    task: str = "auto",
+) -> IngestResult:
+    """Read a table, check its label, and write a seeded (stratified for classification) train/eval split.
+
+    Both splits are written as Parquet, atomically and together: when anything fails, neither file is
+    written (an existing file at either path is left as it was).
+
+    Args:
+        data_uri: Local path or fsspec URL of a CSV or Parquet file.
+        label_column: Name of the label column.
+        train_path: File to write the train split to (Parquet).
+        eval_path: File to write the eval split to (Parquet).
+        eval_fraction: Share of rows for the eval split, strictly between 0 and 1 (rounded up to whole rows).
+        seed: Seed of the split; the same data, fraction and seed give the same split.
+        task: ``classification``, ``regression`` or ``auto`` (classification for a bool, string or categorical
+            label, or an integer label with at most 20 distinct values; regression otherwise).
+
+    Returns:
+        An ``IngestResult`` describing the source and the two splits.
+
+    Raises:
+        ConfigError: A parameter is out of range (``eval_fraction``, ``seed``, ``task``, the paths).
+        DataError: The table cannot be read, the label column is missing, has missing values or too few rows
+            per class, or the splits would have fewer than 2 rows; the message starts with the URI.
+    """
+    fraction = _check_fraction(eval_fraction)
+    _check_seed(seed)
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    if not isinstance(label_column, str) or not label_column:
+        raise ConfigError(f"label_column: expected a column name, got {label_column!r}")
+    train_path, eval_path = os.fspath(train_path), os.fspath(eval_path)
+    if os.path.abspath(train_path) == os.path.abspath(eval_path):
+        raise ConfigError(f"train_path and eval_path: expected two different files, both are {train_path!r}")
+
+    frame, content_hash, _ = _load(data_uri, "auto")
+    columns = [str(name) for name in frame.columns]
+    if label_column not in frame.columns:
+        raise DataError(f"{data_uri}: label column {label_column!r} not found; available columns: {', '.join(columns)}")
+    if len(columns) < 2:
+        raise DataError(f"{data_uri}: only the label column {label_column!r} is present; expected feature columns too")
+    label = frame[label_column]
+    missing = label.isna().to_numpy()
+    if missing.any():
+        first = ", ".join(str(i + 1) for i in missing.nonzero()[0][:5])
+        raise DataError(
+            f"{data_uri}: label column {label_column!r} has {int(missing.sum())} missing values "
+            f"(first at data rows {first}, counting from 1); drop or fill them before ingest"
+        )
+    resolved = _resolve_task(data_uri, label, label_column, task)
+
+    rows = len(frame)
+    # Round first: 0.07 * 100 is 7.000000000000001 in floating point and must give 7 eval rows, not 8.
+    eval_rows = math.ceil(round(fraction * rows, 9))
+    train_rows = rows - eval_rows
+    if train_rows < 2 or eval_rows < 2:
+        raise DataError(
+            f"{data_uri}: {rows} rows with eval_fraction={fraction} give {train_rows} train and {eval_rows} eval "
+            "rows; each split needs at least 2 rows"
+        )
+
+    classes = None
+    positive_rate = None
+    if resolved == "classification":
+        counts = label.value_counts()
+        if len(counts) < 2:
+            raise DataError(
+                f"{data_uri}: label column {label_column!r} has a single class {_native(counts.index[0])!r}; "
+                "classification needs at least 2"
+            )
+        rare = counts[counts < 2]
+        if len(rare):
+            listed = ", ".join(f"{_native(value)!r} ({count} row)" for value, count in rare.head(10).items())
+            raise DataError(
+                f"{data_uri}: label column {label_column!r} has classes with fewer than 2 rows: {listed}; "
+                "a stratified split needs at least 2 rows per class"
+            )
+        if min(train_rows, eval_rows) < len(counts):
+            raise DataError(
+                f"{data_uri}: {rows} rows with eval_fraction={fraction} give {train_rows} train and {eval_rows} "
+                f"eval rows, fewer than the {len(counts)} classes of {label_column!r}; a stratified split needs "
+                "at least one row of every class in each split"
+            )
+        classes = _sorted_natives(counts.index)
+        if len(classes) == 2:
+            positive_rate = float((label == _match_value(label, classes[1])).mean())
+
+    train, evaluation = _split(data_uri, frame, label if resolved == "classification" else None, eval_rows, seed)
+    _write_pair(data_uri, train, train_path, evaluation, eval_path)
+    return IngestResult(
+        source_uri=data_uri,
+        content_hash=content_hash,
+        rows=rows,
+        train_rows=len(train),
+        eval_rows=len(evaluation),
+        columns=columns,
+        label_column=label_column,
+        task=resolved,
+        label_classes=classes,
+        positive_rate=positive_rate,
+    )
+
+
+def _check_fraction(eval_fraction: Any) -> float:
+    if isinstance(eval_fraction, bool) or not isinstance(eval_fraction, (int, float)) or not 0 < eval_fraction < 1:
+        raise ConfigError(f"eval_fraction: expected a number strictly between 0 and 1, got {eval_fraction!r}")
+    return float(eval_fraction)
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed: expected an integer between 0 and 2**32 - 1, got {seed!r}")
+
+
+def _resolve_task(uri: str, label: pd.Series, label_column: str, task: str) -> str:
+    from pandas.api import types
+
+    numeric = types.is_numeric_dtype(label) and not types.is_bool_dtype(label)
+    if task == "auto":
+        if not numeric:
+            return "classification"
+        if types.is_integer_dtype(label) and label.nunique() <= MAX_AUTO_CLASSES:
+            return "classification"
+        return "regression"
+    if task == "regression":
+        if not numeric:
+            raise DataError(
+                f"{uri}: label column {label_column!r} has dtype {label.dtype}; regression needs a numeric label"
+            )
+        if label.nunique() < 2:
+            raise DataError(
+                f"{uri}: label column {label_column!r} has the single value {_native(label.iloc[0])!r}; "
+                "regression needs at least 2 distinct values"
+            )
+    return task
+
+
+def _native(value: Any) -> Any:
+    """Turn a numpy scalar into the plain Python value (JSON- and metadata-friendly)."""
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
+def _sorted_natives(values: Any) -> list[Any]:
+    natives = [_native(v) for v in values]
+    try:
+        return sorted(natives)
+    except TypeError:
+        return sorted(natives, key=lambda v: (type(v).__name__, str(v)))
+
+
+def _match_value(label: pd.Series, value: Any) -> Any:
+    """Return the label's own value equal to ``value`` (so comparisons work for categoricals too)."""
+    for candidate in label.unique():
+        if _native(candidate) == value:
+            return candidate
+    return value
+
+
+def _split(uri: str, frame: pd.DataFrame, stratify: pd.Series | None, eval_rows: int, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, evaluation = train_test_split(
+            frame, test_size=eval_rows, random_state=seed, shuffle=True, stratify=stratify
+        )
+    except ValueError as exc:
+        raise DataError(f"{uri}: cannot split the rows into train and eval: {exc}") from exc
+    # Keep the source order inside each split: a split is then a reproducible subset that is easy to trace back.
+    return train.sort_index(), evaluation.sort_index()
+
+
+def _write_pair(uri: str, train: pd.DataFrame, train_path: str, evaluation: pd.DataFrame, eval_path: str) -> None:
+    """Write both splits, or neither: the eval file is staged inside the train file's staging."""
+    from pathlib import Path
+
+    from kfp_tabular.components.common.artifacts import atomic_path
+
+    eval_in_place = False
+    try:
+        with atomic_path(train_path) as train_staged:
+            _write_parquet(uri, train, train_staged)
+            with atomic_path(eval_path) as eval_staged:
+                _write_parquet(uri, evaluation, eval_staged)
+            eval_in_place = True
+    except BaseException:
+        if eval_in_place:
+            Path(eval_path).unlink(missing_ok=True)
+        raise
+
+
+def _write_parquet(uri: str, frame: pd.DataFrame, path: os.PathLike) -> None:
+    import pyarrow as pa
+
+    try:
+        frame.to_parquet(path, index=False, engine="pyarrow")
+    except (pa.ArrowException, TypeError) as exc:
+        raise DataError(f"{uri}: the table cannot be stored as Parquet: {exc}") from exc
+
+
+def _load(uri: str, file_format: str) -> tuple[pd.DataFrame, str, int]:
+    """Read ``uri`` once: return the parsed table, the sha256 of its bytes and their count."""
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"data URI: expected a path or URL, got {uri!r}")
+    fmt = _format_of(uri, file_format)
+    spool, digest, size = _fetch(uri)
+    with spool:
+        if size == 0:
+            raise DataError(f"{uri}: the file is empty (0 bytes); expected a {fmt.upper()} table")
+        spool.seek(0)
+        frame = _parse_csv(uri, spool) if fmt == "csv" else _parse_parquet(uri, spool)
+    return frame, digest, size
+
+
+def _format_of(uri: str, file_format: str) -> str:
+    if file_format in FORMATS:
+        return file_format
+    if file_format != "auto":
+        raise ConfigError(f"file_format: expected one of auto, {', '.join(FORMATS)}, got {file_format!r}")
+    from urllib.parse import urlsplit
+
+    path = urlsplit(uri).path if "://" in uri else uri
+    name = path.rsplit("/", 1)[-1].lower()
+    for ending in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ending):
+            return EXTENSIONS[ending]
+    raise DataError(
+        f"{uri}: unsupported format: cannot tell it from the name; expected a name ending in "
+        f"{', '.join(EXTENSIONS)}, or pass file_format='csv' or 'parquet'"
+    )
+
+
+def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
+    """Copy the source into a spool while hashing it; return the spool, the hex sha256 and the size."""
+    import fsspec
+    from fsspec.core import split_protocol
+
+    protocol = split_protocol(uri)[0] or "file"
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except ImportError as exc:
+        package = _PROTOCOL_PACKAGES.get(protocol, protocol)
+        raise DataError(
+            f"{uri}: reading {protocol}:// URLs needs the {package!r} package, which is not installed "
+            f"(pip install {package}): {exc}"
+        ) from exc
+    except ValueError as exc:
+        raise DataError(f"{uri}: cannot open this URL: {exc}") from exc
+
+    # Stream http(s) in one GET instead of range requests: not every web server honours Range.
+    options = {"block_size": 0} if protocol in ("http", "https") else {}
+    digest = hashlib.sha256()
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+    size = 0
+    try:
+        with fs.open(path, "rb", **options) as source:
+            for chunk in iter(lambda: source.read(_CHUNK), b""):
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+    except FileNotFoundError as exc:
+        spool.close()
+        raise DataError(f"{uri}: file not found") from exc
+    except IsADirectoryError as exc:
+        spool.close()
+        raise DataError(f"{uri}: is a directory; expected a single CSV or Parquet file") from exc
+    except PermissionError as exc:
+        spool.close()
+        raise DataError(f"{uri}: permission denied ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors; name the URI and pass the cause on
+        spool.close()
+        raise DataError(f"{uri}: cannot read the file ({type(exc).__name__}: {exc})") from exc
+    return spool, digest.hexdigest(), size
+
+
+def _check_names(uri: str, names: list[str]) -> None:
+    empty = [str(i + 1) for i, name in enumerate(names) if not str(name).strip()]
+    if empty:
+        raise DataError(
+            f"{uri}: empty column name at position {', '.join(empty)} (counting from 1); every column needs a "
+            "name (a CSV written together with its index has an unnamed first column: write it with index=False)"
+        )
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    duplicated = [name for name, count in seen.items() if count > 1]
+    if duplicated:
+        raise DataError(f"{uri}: duplicate column names: {', '.join(repr(n) for n in duplicated)}")
+
+
+_FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parse_csv(uri: str, spool: IO[bytes]) -> pd.DataFrame:
+    import warnings
+
+    import pandas as pd
+
+    head = spool.read(4)
+    spool.seek(0)
+    if head == b"PAR1":
+        raise DataError(
+            f"{uri}: expected CSV but this is a Parquet file (it starts with PAR1); name it .parquet or pass "
+            "file_format='parquet'"
+        )
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
+    options = {"compression": compression, "encoding": "utf-8"}
+    try:
+        header = pd.read_csv(spool, header=None, nrows=1, dtype=str, na_filter=False, **options)
+        names = [str(value) for value in header.iloc[0]]
+        _check_names(uri, names)
+        if len(names) == 1:
+            for delimiter in (";", "\t", "|"):
+                if delimiter in names[0]:
+                    raise DataError(
+                        f"{uri}: found a single column named {names[0]!r}: the file does not look comma-separated "
+                        f"(its header contains {delimiter!r}); expected a comma-separated CSV"
+                    )
+        spool.seek(0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # index_col=False: rows longer than the header must not silently become an index.
+            frame = pd.read_csv(spool, index_col=False, low_memory=False, **options)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{uri}: no columns: the file has no header line") from exc
+    except pd.errors.ParserError as exc:
+        match = _FIELDS_ERROR.search(str(exc))
+        if match:
+            expected, line, saw = match.groups()
+            raise DataError(
+                f"{uri}: cannot parse CSV: line {line} has {saw} fields, expected {expected} like the header"
+            ) from exc
+        raise DataError(f"{uri}: cannot parse CSV: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{uri}: cannot parse CSV: the file is not UTF-8 text ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{uri}: cannot read the CSV ({type(exc).__name__}: {exc})") from exc
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        line, fields = _first_long_line(spool, compression, len(names))
+        raise DataError(
+            f"{uri}: cannot parse CSV: line {line} has {fields} fields, expected {len(names)} like the header"
+        )
+    frame.columns = names
+    if frame.empty:
+        raise DataError(f"{uri}: has a header ({len(names)} columns) but no data rows")
+    return frame
+
+
+def _first_long_line(spool: IO[bytes], compression: str | None, expected: int) -> tuple[int, int]:
+    """Find the first record with more than ``expected`` fields: return its line number and field count."""
+    import csv
+    import gzip
+    import io
+
+    spool.seek(0)
+    raw = gzip.GzipFile(fileobj=spool) if compression == "gzip" else spool
+    reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+    for record in reader:
+        if len(record) > expected:
+            return reader.line_num, len(record)
+    return reader.line_num, expected
+
+
+def _parse_parquet(uri: str, spool: IO[bytes]) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(spool)
+        names = parquet.schema_arrow.names
+        if not names:
+            raise DataError(f"{uri}: the Parquet file has no columns")
+        _check_names(uri, names)
+        table = parquet.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{uri}: not a readable Parquet file ({exc})") from exc
+    try:
+        frame = table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise DataError(f"{uri}: the Parquet file cannot be turned into a table ({exc})") from exc
+    # pandas stores a named index as a column: bring it back as one; drop an unnamed (row number) index.
+    named = [name for name in frame.index.names if name is not None]
+    if named:
+        try:
+            frame = frame.reset_index(level=named)
+        except ValueError as exc:
+            raise DataError(f"{uri}: the stored index and a column share a name ({exc})") from exc
+    frame = frame.reset_index(drop=True)
+    _check_names(uri, [str(name) for name in frame.columns])
+    if frame.empty:
+        raise DataError(f"{uri}: the Parquet file has {len(frame.columns)} columns but no rows")
+    return frame

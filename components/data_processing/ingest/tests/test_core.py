@@ -1,0 +1,650 @@
+"""Tests of the ingest core: reading, checks, the seeded split and the atomic writes (no KFP)."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.data_processing.ingest.core import IngestResult, ingest, read_table
+from kfp_tabular.components.data_processing.synthetic_data.core import generate
+
+LABEL = "churned"
+
+
+@pytest.fixture(scope="module")
+def churn() -> pd.DataFrame:
+    return generate(1000, seed=7)
+
+
+@pytest.fixture()
+def churn_csv(tmp_path: Path, churn: pd.DataFrame) -> Path:
+    path = tmp_path / "churn.csv"
+    churn.to_csv(path, index=False)
+    return path
+
+
+def run(source, out: Path, **kwargs) -> IngestResult:
+    out.mkdir(parents=True, exist_ok=True)
+    return ingest(str(source), kwargs.pop("label_column", LABEL), str(out / "train"), str(out / "eval"), **kwargs)
+
+
+def written(out: Path) -> list[str]:
+    return sorted(p.name for p in out.rglob("*") if p.is_file()) if out.exists() else []
+
+
+def assert_data_error(source, match: str, out: Path, **kwargs) -> str:
+    with pytest.raises(DataError, match=match) as info:
+        run(source, out, **kwargs)
+    message = str(info.value)
+    assert message.startswith(str(source)), message
+    assert written(out) == []
+    return message
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+
+def test_reads_csv_gzip_parquet_and_pq_alike(tmp_path, churn):
+    churn.to_csv(tmp_path / "a.csv", index=False)
+    churn.to_csv(tmp_path / "a.csv.gz", index=False, compression="gzip")
+    churn.to_parquet(tmp_path / "a.parquet", index=False)
+    churn.to_parquet(tmp_path / "a.pq", index=False)
+    from_csv = read_table(str(tmp_path / "a.csv"))
+    pd.testing.assert_frame_equal(read_table(str(tmp_path / "a.csv.gz")), from_csv)
+    pd.testing.assert_frame_equal(read_table(str(tmp_path / "a.parquet")), churn)
+    pd.testing.assert_frame_equal(read_table(str(tmp_path / "a.pq")), churn)
+    pd.testing.assert_frame_equal(from_csv, churn, check_dtype=False)
+
+
+def test_file_format_overrides_the_name(tmp_path, churn):
+    churn.head(20).to_csv(tmp_path / "export.txt", index=False)
+    churn.head(20).to_parquet(tmp_path / "export.bin", index=False)
+    assert len(read_table(str(tmp_path / "export.txt"), file_format="csv")) == 20
+    assert len(read_table(str(tmp_path / "export.bin"), file_format="parquet")) == 20
+    with pytest.raises(ConfigError, match="file_format: expected one of auto, csv, parquet, got 'xlsx'"):
+        read_table(str(tmp_path / "export.txt"), file_format="xlsx")
+
+
+def test_parquet_named_index_becomes_a_column_and_unnamed_index_is_dropped(tmp_path):
+    frame = pd.DataFrame({"customer": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]})
+    frame.set_index("customer").to_parquet(tmp_path / "named.parquet")
+    frame.set_axis([10, 20, 30]).to_parquet(tmp_path / "unnamed.parquet")
+    assert read_table(str(tmp_path / "named.parquet")).columns.tolist() == ["customer", "x"]
+    unnamed = read_table(str(tmp_path / "unnamed.parquet"))
+    assert unnamed.columns.tolist() == ["customer", "x"]
+    assert unnamed.index.tolist() == [0, 1, 2]
+
+
+def test_same_bytes_same_hash_via_path_and_file_url(tmp_path, churn_csv):
+    expected = hashlib.sha256(churn_csv.read_bytes()).hexdigest()
+    by_path = run(churn_csv, tmp_path / "a")
+    by_url = run(churn_csv.as_uri(), tmp_path / "b")
+    assert by_path.content_hash == by_url.content_hash == expected
+    assert by_url.source_uri == churn_csv.as_uri()
+    churn_csv.write_bytes(churn_csv.read_bytes().replace(b"north", b"North", 1))
+    assert run(churn_csv, tmp_path / "c").content_hash != expected
+
+
+def test_gzip_hash_is_of_the_compressed_bytes(tmp_path, churn):
+    path = tmp_path / "c.csv.gz"
+    churn.to_csv(path, index=False, compression="gzip")
+    assert run(path, tmp_path / "out").content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- result and split ----------------------------------------------------------------------------------------
+
+
+def test_result_describes_source_and_splits(tmp_path, churn_csv, churn):
+    result = run(churn_csv, tmp_path / "out")
+    train = pd.read_parquet(tmp_path / "out" / "train")
+    evaluation = pd.read_parquet(tmp_path / "out" / "eval")
+    assert (result.rows, result.train_rows, result.eval_rows) == (1000, 800, 200)
+    assert (len(train), len(evaluation)) == (800, 200)
+    assert result.columns == churn.columns.tolist() == train.columns.tolist() == evaluation.columns.tolist()
+    assert result.task == "classification"
+    assert result.label_classes == [0, 1]
+    assert result.positive_rate == pytest.approx(churn[LABEL].mean())
+    as_dict = result.as_dict()
+    assert as_dict["source_uri"] == str(churn_csv)
+    assert as_dict["label_classes"] == [0, 1]
+    assert set(as_dict) >= {"content_hash", "rows", "train_rows", "eval_rows", "columns", "label_column", "task"}
+
+
+def test_eval_fraction_rounds_eval_rows_up(tmp_path, churn_csv):
+    result = run(churn_csv, tmp_path / "out", eval_fraction=0.3333)
+    assert (result.train_rows, result.eval_rows) == (666, 334)
+
+
+def test_eval_rows_are_not_off_by_one_from_float_rounding(tmp_path):
+    pd.DataFrame({"x": range(100), "y": [i / 3 for i in range(100)]}).to_parquet(tmp_path / "h.parquet")
+    result = run(tmp_path / "h.parquet", tmp_path / "out", label_column="y", eval_fraction=0.07)
+    assert (result.train_rows, result.eval_rows) == (93, 7)
+
+
+def test_split_is_deterministic_per_seed(tmp_path, churn_csv):
+    run(churn_csv, tmp_path / "one", seed=3)
+    run(churn_csv, tmp_path / "two", seed=3)
+    run(churn_csv, tmp_path / "other", seed=4)
+    one = pd.read_parquet(tmp_path / "one" / "eval")
+    pd.testing.assert_frame_equal(one, pd.read_parquet(tmp_path / "two" / "eval"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "one" / "train"), pd.read_parquet(tmp_path / "two" / "train")
+    )
+    assert (tmp_path / "one" / "eval").read_bytes() == (tmp_path / "two" / "eval").read_bytes()
+    other = pd.read_parquet(tmp_path / "other" / "eval")
+    assert not one.equals(other)
+    assert len(one.merge(other)) < len(one) / 2
+
+
+def test_splits_partition_the_rows(tmp_path, churn):
+    frame = churn.assign(row_id=np.arange(len(churn)))
+    frame.to_parquet(tmp_path / "ids.parquet", index=False)
+    run(tmp_path / "ids.parquet", tmp_path / "out")
+    train = pd.read_parquet(tmp_path / "out" / "train")
+    evaluation = pd.read_parquet(tmp_path / "out" / "eval")
+    assert set(train.row_id).isdisjoint(evaluation.row_id)
+    assert sorted([*train.row_id, *evaluation.row_id]) == list(range(len(churn)))
+    # each split keeps the source order
+    assert train.row_id.is_monotonic_increasing and evaluation.row_id.is_monotonic_increasing
+
+
+def test_stratification_keeps_the_class_ratio(tmp_path):
+    frame = generate(3000, seed=11)
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    overall = frame[LABEL].mean()
+    # Ten seeds: an unstratified split of 600 eval rows misses the 1% band on most of them.
+    for seed in range(10):
+        run(tmp_path / "d.parquet", tmp_path / str(seed), seed=seed)
+        for split in ("train", "eval"):
+            assert abs(pd.read_parquet(tmp_path / str(seed) / split)[LABEL].mean() - overall) < 0.01
+
+
+def test_stratification_of_a_string_label_with_three_classes(tmp_path):
+    frame = generate(3000, seed=5)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = run(tmp_path / "d.csv", tmp_path / "out", label_column="contract_type")
+    assert result.task == "classification"
+    assert result.label_classes == ["month-to-month", "one-year", "two-year"]
+    assert result.positive_rate is None
+    overall = frame["contract_type"].value_counts(normalize=True)
+    for split in ("train", "eval"):
+        shares = pd.read_parquet(tmp_path / "out" / split)["contract_type"].value_counts(normalize=True)
+        assert (shares - overall).abs().max() < 0.01
+
+
+def test_types_and_missing_values_survive_the_parquet_round_trip(tmp_path):
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "row_id": np.arange(n),
+            "count": np.arange(n) * 3,
+            "price": np.where(np.arange(n) % 7 == 0, np.nan, np.arange(n) / 4),
+            "city": ["berlin" if i % 2 else "paris" for i in range(n)],
+            "note": [None if i % 5 == 0 else f"n{i}" for i in range(n)],
+            "flag": [bool(i % 3) for i in range(n)],
+            "label": [i % 2 for i in range(n)],
+        }
+    )
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for name in ("t.parquet", "t.csv"):
+        out = tmp_path / name.replace(".", "_")
+        run(tmp_path / name, out, label_column="label")
+        both = pd.concat([pd.read_parquet(out / "train"), pd.read_parquet(out / "eval")])
+        both = both.sort_values("row_id").reset_index(drop=True)
+        assert both.dtypes.astype(str).tolist() == ["int64", "int64", "float64", "object", "object", "bool", "int64"]
+        pd.testing.assert_frame_equal(both, frame)
+        assert both["price"].isna().sum() == 6 and both["note"].isna().sum() == 8
+
+
+def test_bool_label_with_missing_values_in_features_from_csv(tmp_path):
+    text = "x,flag,y\n" + "".join(f"{i},{'' if i % 4 == 0 else bool(i % 2)},{i % 3 == 0}\n" for i in range(30))
+    (tmp_path / "b.csv").write_text(text)
+    result = run(tmp_path / "b.csv", tmp_path / "out", label_column="y")
+    assert result.task == "classification"
+    assert result.label_classes == [False, True]
+    assert result.positive_rate == pytest.approx(10 / 30)
+    train = pd.read_parquet(tmp_path / "out" / "train")
+    assert train["y"].dtype == bool
+    assert train["flag"].isna().any() and set(train["flag"].dropna()) <= {True, False}
+
+
+@pytest.mark.parametrize(
+    ("values", "task", "expected"),
+    [
+        (lambda i: i % 20, "auto", "classification"),
+        (lambda i: i % 21, "auto", "regression"),
+        (lambda i: i / 7, "auto", "regression"),
+        (lambda i: ["a", "b", "c"][i % 3], "auto", "classification"),
+        (lambda i: i % 2 == 0, "auto", "classification"),
+        (lambda i: i % 21, "classification", "classification"),
+        (lambda i: i % 3, "regression", "regression"),
+    ],
+)
+def test_task_resolution(tmp_path, values, task, expected):
+    frame = pd.DataFrame({"x": range(84), "y": [values(i) for i in range(84)]})
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    result = run(tmp_path / "d.parquet", tmp_path / "out", label_column="y", task=task, eval_fraction=0.5)
+    assert result.task == expected
+    if expected == "regression":
+        assert result.label_classes is None and result.positive_rate is None
+    else:
+        assert result.label_classes == sorted(set(frame["y"].tolist()))
+
+
+def test_categorical_label_from_parquet(tmp_path):
+    frame = pd.DataFrame({"x": range(20), "y": pd.Categorical(["no", "yes"] * 10)})
+    frame.to_parquet(tmp_path / "c.parquet", index=False)
+    result = run(tmp_path / "c.parquet", tmp_path / "out", label_column="y")
+    assert (result.task, result.label_classes, result.positive_rate) == ("classification", ["no", "yes"], 0.5)
+
+
+def test_existing_outputs_are_replaced_on_success(tmp_path, churn_csv):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train").write_text("old")
+    (out / "eval").write_text("old")
+    run(churn_csv, out)
+    assert (out / "train").read_bytes()[:4] == b"PAR1" and (out / "eval").read_bytes()[:4] == b"PAR1"
+    assert sorted(p.name for p in out.iterdir()) == ["eval", "train"]
+
+
+# --- errors: reading ----------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    assert_data_error(tmp_path / "nope.csv", "nope.csv: file not found", tmp_path / "out")
+    url = (tmp_path / "nope.csv").as_uri()
+    with pytest.raises(DataError, match=f"^{url}: file not found"):
+        read_table(url)
+
+
+def test_directory(tmp_path):
+    (tmp_path / "dir.csv").mkdir()
+    assert_data_error(tmp_path / "dir.csv", "is a directory; expected a single CSV or Parquet file", tmp_path / "out")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    assert_data_error(tmp_path / "empty.csv", r"the file is empty \(0 bytes\); expected a CSV", tmp_path / "out")
+    assert_data_error(tmp_path / "empty.parquet", r"empty \(0 bytes\); expected a PARQUET", tmp_path / "out")
+
+
+def test_blank_csv_has_no_header(tmp_path):
+    (tmp_path / "blank.csv").write_text("\n\n\n")
+    assert_data_error(tmp_path / "blank.csv", "no columns: the file has no header line", tmp_path / "out")
+
+
+def test_header_only_csv(tmp_path):
+    (tmp_path / "header.csv").write_text("a,b,churned\n")
+    assert_data_error(tmp_path / "header.csv", r"has a header \(3 columns\) but no data rows", tmp_path / "out")
+
+
+def test_parquet_without_rows(tmp_path, churn):
+    churn.head(0).to_parquet(tmp_path / "none.parquet", index=False)
+    assert_data_error(tmp_path / "none.parquet", "has 12 columns but no rows", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "saw", "expected"),
+    [
+        ("a,b,churned\n1,2,0\n3,4,1\n5,6,7,1\n", 4, 4, 3),  # a long row in the middle
+        ("a,b,churned\n1,2,0,9\n3,4,1,9\n", 2, 4, 3),  # every row longer: pandas would make an index of it
+        ("a,b,churned\n1,2,0,9\n3,4,1\n", 2, 4, 3),  # the first row longer, the rest fine
+    ],
+)
+def test_row_with_wrong_number_of_fields_names_the_line(tmp_path, text, line, saw, expected):
+    (tmp_path / "rows.csv").write_text(text)
+    assert_data_error(
+        tmp_path / "rows.csv",
+        f"cannot parse CSV: line {line} has {saw} fields, expected {expected} like the header",
+        tmp_path / "out",
+    )
+
+
+def test_short_rows_are_missing_values(tmp_path):
+    (tmp_path / "short.csv").write_text("a,b,c\n1,2,3\n4,5\n")
+    frame = read_table(str(tmp_path / "short.csv"))
+    assert frame.shape == (2, 3) and np.isnan(frame.loc[1, "c"])
+
+
+def test_parquet_without_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({}), tmp_path / "nothing.parquet")
+    assert_data_error(tmp_path / "nothing.parquet", "the Parquet file has no columns", tmp_path / "out")
+
+
+def test_garbage_parquet(tmp_path):
+    (tmp_path / "junk.parquet").write_bytes(b"this is not a parquet file\n" * 20)
+    assert_data_error(tmp_path / "junk.parquet", "not a readable Parquet file", tmp_path / "out")
+
+
+def test_truncated_parquet(tmp_path, churn):
+    churn.to_parquet(tmp_path / "whole.parquet", index=False)
+    (tmp_path / "cut.parquet").write_bytes((tmp_path / "whole.parquet").read_bytes()[:-100])
+    assert_data_error(tmp_path / "cut.parquet", "not a readable Parquet file", tmp_path / "out")
+
+
+def test_parquet_named_csv(tmp_path, churn):
+    churn.to_parquet(tmp_path / "wrong.csv", index=False)
+    assert_data_error(tmp_path / "wrong.csv", "expected CSV but this is a Parquet file", tmp_path / "out")
+
+
+def test_binary_file_as_csv(tmp_path):
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 8)
+    assert_data_error(tmp_path / "bin.csv", "cannot parse CSV", tmp_path / "out")
+
+
+def test_not_utf8(tmp_path):
+    (tmp_path / "latin.csv").write_bytes("name,churned\ncafé,1\n".encode("latin-1"))
+    assert_data_error(tmp_path / "latin.csv", "the file is not UTF-8 text", tmp_path / "out")
+
+
+def test_other_delimiter_gives_one_column(tmp_path):
+    (tmp_path / "semi.csv").write_text("a;b;churned\n1;2;0\n3;4;1\n")
+    assert_data_error(tmp_path / "semi.csv", "found a single column named 'a;b;churned'", tmp_path / "out")
+    (tmp_path / "tabs.csv").write_text("a\tchurned\n1\t0\n")
+    assert_data_error(
+        tmp_path / "tabs.csv", r"does not look comma-separated \(its header contains '\\t'\)", tmp_path / "o"
+    )
+
+
+def test_empty_column_names(tmp_path, churn):
+    churn.head(10).to_csv(tmp_path / "indexed.csv")  # pandas writes the index as an unnamed first column
+    assert_data_error(tmp_path / "indexed.csv", "empty column name at position 1 .*index=False", tmp_path / "out")
+    (tmp_path / "gap.csv").write_text("a, ,churned\n1,2,0\n")
+    assert_data_error(tmp_path / "gap.csv", "empty column name at position 2", tmp_path / "out")
+    pd.DataFrame({"": [1, 2], "churned": [0, 1]}).to_parquet(tmp_path / "gap.parquet", index=False)
+    assert_data_error(tmp_path / "gap.parquet", "empty column name at position 1", tmp_path / "out")
+
+
+def test_duplicate_column_names(tmp_path):
+    (tmp_path / "dup.csv").write_text("a,b,a,churned\n1,2,3,0\n")
+    assert_data_error(tmp_path / "dup.csv", "duplicate column names: 'a'", tmp_path / "out")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table([[1, 2], [3, 4], [0, 1]], names=["x", "x", "churned"])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    assert_data_error(tmp_path / "dup.parquet", "duplicate column names: 'x'", tmp_path / "out")
+
+
+def test_unsupported_format(tmp_path):
+    (tmp_path / "data.json").write_text('{"a": 1}')
+    assert_data_error(tmp_path / "data.json", "unsupported format: .*file_format='csv' or 'parquet'", tmp_path / "out")
+
+
+def test_unknown_protocol():
+    with pytest.raises(DataError, match="^nosuch://bucket/d.csv: cannot open this URL: Protocol not known"):
+        read_table("nosuch://bucket/d.csv")
+
+
+def test_missing_protocol_package_is_named():
+    try:
+        import gcsfs  # noqa: F401
+
+        pytest.skip("gcsfs is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(DataError, match=r"^gs://bucket/d.csv: .*needs the 'gcsfs' package.*pip install gcsfs"):
+        read_table("gs://bucket/d.csv")
+
+
+# --- errors: the label and the parameters ---------------------------------------------------------------------
+
+
+def test_label_column_missing_lists_the_columns(tmp_path, churn_csv):
+    message = assert_data_error(churn_csv, "label column 'churn' not found", tmp_path / "out", label_column="churn")
+    assert "available columns: tenure_months, monthly_charges," in message and message.endswith("churned")
+
+
+def test_label_with_missing_values(tmp_path, churn):
+    frame = churn.copy()
+    frame[LABEL] = frame[LABEL].astype("float64")
+    frame.loc[[3, 10, 500], LABEL] = np.nan
+    frame.to_parquet(tmp_path / "gaps.parquet", index=False)
+    assert_data_error(
+        tmp_path / "gaps.parquet",
+        r"label column 'churned' has 3 missing values \(first at data rows 4, 11, 501",
+        tmp_path / "out",
+    )
+
+
+def test_only_the_label_column(tmp_path):
+    (tmp_path / "label.csv").write_text("churned\n0\n1\n0\n1\n0\n1\n")
+    assert_data_error(tmp_path / "label.csv", "only the label column 'churned' is present", tmp_path / "out")
+
+
+def test_single_class(tmp_path):
+    pd.DataFrame({"x": range(10), "churned": [1] * 10}).to_parquet(tmp_path / "one.parquet", index=False)
+    assert_data_error(tmp_path / "one.parquet", "has a single class 1; classification needs at least 2", tmp_path / "o")
+
+
+def test_class_with_one_row(tmp_path):
+    frame = pd.DataFrame({"x": range(11), "churned": ["a"] * 5 + ["b"] * 5 + ["c"]})
+    frame.to_parquet(tmp_path / "rare.parquet", index=False)
+    assert_data_error(tmp_path / "rare.parquet", r"classes with fewer than 2 rows: 'c' \(1 row\)", tmp_path / "out")
+
+
+def test_too_few_rows_per_split(tmp_path):
+    pd.DataFrame({"x": range(4), "y": [0.5, 1.5, 2.5, 3.5]}).to_parquet(tmp_path / "tiny.parquet", index=False)
+    assert_data_error(
+        tmp_path / "tiny.parquet",
+        r"4 rows with eval_fraction=0.2 give 3 train and 1 eval rows; each split needs at least 2",
+        tmp_path / "out",
+        label_column="y",
+    )
+
+
+def test_eval_split_smaller_than_the_classes(tmp_path):
+    frame = pd.DataFrame({"x": range(30), "y": ["a", "b", "c", "d", "e", "f"] * 5})
+    frame.to_parquet(tmp_path / "six.parquet", index=False)
+    assert_data_error(
+        tmp_path / "six.parquet",
+        "fewer than the 6 classes of 'y'",
+        tmp_path / "out",
+        label_column="y",
+        eval_fraction=0.1,
+    )
+
+
+def test_regression_needs_a_numeric_label(tmp_path, churn_csv):
+    assert_data_error(
+        churn_csv,
+        "label column 'region' has dtype object; regression needs a numeric label",
+        tmp_path / "out",
+        label_column="region",
+        task="regression",
+    )
+
+
+def test_regression_needs_two_values(tmp_path):
+    pd.DataFrame({"x": range(10), "y": [2.5] * 10}).to_parquet(tmp_path / "flat.parquet", index=False)
+    assert_data_error(
+        tmp_path / "flat.parquet", "has the single value 2.5", tmp_path / "out", label_column="y", task="regression"
+    )
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.2, float("nan"), True, "0.2"])
+def test_eval_fraction_out_of_range(tmp_path, churn_csv, fraction):
+    with pytest.raises(ConfigError, match="eval_fraction: expected a number strictly between 0 and 1"):
+        run(churn_csv, tmp_path / "out", eval_fraction=fraction)
+    assert written(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, "seed: expected an integer between 0 and 2\\*\\*32 - 1, got -1"),
+        ({"seed": 1.5}, "seed: expected an integer"),
+        ({"task": "clustering"}, "task: expected one of auto, classification, regression, got 'clustering'"),
+        ({"label_column": ""}, "label_column: expected a column name"),
+    ],
+)
+def test_bad_parameters(tmp_path, churn_csv, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        run(churn_csv, tmp_path / "out", **kwargs)
+    assert written(tmp_path / "out") == []
+
+
+def test_same_train_and_eval_path(tmp_path, churn_csv):
+    with pytest.raises(ConfigError, match="train_path and eval_path: expected two different files"):
+        ingest(str(churn_csv), LABEL, str(tmp_path / "x"), os.path.join(str(tmp_path), "sub", "..", "x"))
+    assert not (tmp_path / "x").exists()
+
+
+# --- nothing half-written ----------------------------------------------------------------------------------
+
+
+def test_failing_second_write_leaves_neither_file(tmp_path, churn_csv):
+    (tmp_path / "blocker").write_text("a file where a directory is expected")
+    train, evaluation = tmp_path / "out" / "train", tmp_path / "blocker" / "eval"
+    with pytest.raises(OSError):
+        ingest(str(churn_csv), LABEL, str(train), str(evaluation))
+    assert not train.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["blocker", "churn.csv", "out"]
+
+
+def test_failure_keeps_existing_outputs(tmp_path, churn_csv):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train").write_text("previous train")
+    (out / "eval").write_text("previous eval")
+    with pytest.raises(DataError):
+        run(churn_csv, out, label_column="nope")
+    assert (out / "train").read_text() == "previous train" and (out / "eval").read_text() == "previous eval"
+    assert sorted(p.name for p in out.iterdir()) == ["eval", "train"]
+
+
+def test_failing_parquet_write_is_a_data_error_and_leaves_nothing(tmp_path):
+    # An object column mixing bytes and ints cannot become an Arrow column.
+    frame = pd.DataFrame({"mixed": [b"x", 1] * 5, "churned": [0, 1] * 5})
+    from kfp_tabular.components.data_processing.ingest import core
+
+    with pytest.raises(DataError, match="^source: the table cannot be stored as Parquet"):
+        core._write_pair("source", frame, str(tmp_path / "out" / "train"), frame, str(tmp_path / "out" / "eval"))
+    assert written(tmp_path / "out") == []
+
+
+# --- remote sources --------------------------------------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def http_root(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=root))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_http_csv_and_parquet(tmp_path, http_root, churn):
+    root, base = http_root
+    churn.to_csv(root / "churn.csv", index=False)
+    churn.to_parquet(root / "churn.parquet", index=False)
+    result = run(f"{base}/churn.csv", tmp_path / "out")
+    assert result.content_hash == hashlib.sha256((root / "churn.csv").read_bytes()).hexdigest()
+    assert result.rows == 1000 and result.source_uri == f"{base}/churn.csv"
+    pd.testing.assert_frame_equal(read_table(f"{base}/churn.parquet"), churn)
+    pd.testing.assert_frame_equal(read_table(f"{base}/churn.csv?version=2"), read_table(str(root / "churn.csv")))
+
+
+def test_http_missing_file(tmp_path, http_root):
+    _, base = http_root
+    assert_data_error(f"{base}/missing.csv", "file not found", tmp_path / "out")
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    pytest.importorskip("s3fs")
+    server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint, monkeypatch, churn):
+    import boto3
+    import s3fs
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = "ingest-test-data"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="churn.csv", Body=churn.to_csv(index=False).encode())
+    client.put_object(Bucket=bucket, Key="churn.parquet", Body=churn.to_parquet(index=False))
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield bucket
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_s3_through_aws_endpoint_url(tmp_path, s3_endpoint, s3_bucket, churn, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    result = run(f"s3://{s3_bucket}/churn.csv", tmp_path / "out")
+    expected = hashlib.sha256(churn.to_csv(index=False).encode()).hexdigest()
+    assert (result.rows, result.content_hash) == (1000, expected)
+    pd.testing.assert_frame_equal(read_table(f"s3://{s3_bucket}/churn.parquet"), churn)
+    assert_data_error(f"s3://{s3_bucket}/missing.csv", "file not found", tmp_path / "missing")
+    assert_data_error("s3://no-such-bucket-here/d.csv", "file not found", tmp_path / "no-bucket")
+
+
+def test_s3_through_fsspec_config_variable(tmp_path, s3_endpoint, s3_bucket):
+    # fsspec reads FSSPEC_<PROTOCOL>_<KWARG> when it is imported: check it in a fresh interpreter.
+    code = (
+        "from kfp_tabular.components.data_processing.ingest.core import read_table\n"
+        f"print(len(read_table('s3://{s3_bucket}/churn.parquet')))\n"
+    )
+    env = {**os.environ, **S3_ENV, "FSSPEC_S3_ENDPOINT_URL": s3_endpoint}
+    env.pop("AWS_ENDPOINT_URL_S3", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000"
+
+
+def test_gzip_over_http(tmp_path, http_root, churn):
+    root, base = http_root
+    (root / "c.csv.gz").write_bytes(gzip.compress(churn.to_csv(index=False).encode()))
+    assert len(read_table(f"{base}/c.csv.gz")) == 1000
