@@ -1,0 +1,166 @@
+"""``kfp-tabular``: compile, run locally, submit to Kubeflow, and promote or roll back a canary.
+
+Only the standard library is imported at module level, so ``--help`` is instant; each sub-command imports
+what it needs (compile and submit import kfp, never TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_YAML = Path(__file__).resolve().parent / "training" / "train_and_deploy" / "pipeline.yaml"
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    """``key=value`` pairs; values are JSON when they parse as JSON (numbers, booleans, lists, dicts)."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --param expects key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def compile_pipeline(output: str | Path = DEFAULT_YAML) -> Path:
+    """Compile the pipeline to IR YAML and return the path."""
+    from kfp import compiler
+
+    from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_func=train_and_deploy, package_path=str(output))
+    return output
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    path = compile_pipeline(args.output)
+    print(f"compiled {path}")
+    return 0
+
+
+def _cmd_run_local(args: argparse.Namespace) -> int:
+    from kfp_tabular.pipelines.training.train_and_deploy.run_local import format_summary, run_local
+
+    params = _parse_params(args.param)
+    summary = run_local(
+        output_dir=args.output_dir,
+        data_uri=args.data_uri,
+        rows=args.rows,
+        seed=args.seed,
+        use_production_baseline=not args.no_baseline,
+        **params,
+    )
+    print(format_summary(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary.as_dict(), indent=2, default=str), encoding="utf-8")
+    return 0 if summary.succeeded else 1
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import kfp
+
+    client = kfp.Client(host=args.host, namespace=args.namespace or None)
+    run = client.create_run_from_pipeline_package(
+        str(args.package),
+        arguments=_parse_params(args.param),
+        run_name=args.run_name,
+        experiment_name=args.experiment,
+        service_account=args.service_account or None,
+        enable_caching=None,
+    )
+    print(f"submitted run {run.run_id} to {args.host}")
+    return 0
+
+
+def _deploy_core():
+    from kfp_tabular.components.deployment.deploy import core
+
+    return core
+
+
+def _cmd_rollout(args: argparse.Namespace) -> int:
+    core = _deploy_core()
+    api_client = core.load_api_client(args.kubeconfig or "", args.context or "")
+    if args.command == "promote":
+        status = core.promote(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
+    elif args.command == "rollback":
+        status = core.rollback(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
+    else:
+        status = core.get_status(args.name, args.namespace, api_client=api_client)
+    print(json.dumps(status.as_dict(), indent=2, default=str))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from kfp_tabular.components.data_processing.synthetic_data import core
+
+    return core.main([args.output, "--rows", str(args.rows), "--seed", str(args.seed), "--variant", args.variant])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``kfp-tabular``."""
+    parser = argparse.ArgumentParser(prog="kfp-tabular", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile the pipeline to IR YAML")
+    p.add_argument("--output", default=str(DEFAULT_YAML), help="where to write the YAML (default: the committed one)")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("run-local", help="run the pipeline on this machine with kfp.local")
+    p.add_argument("--data-uri", default=None, help="CSV/Parquet to use (default: the bundled churn data)")
+    p.add_argument("--rows", type=int, default=50_000, help="rows of the bundled default data")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--output-dir", default="local_outputs")
+    p.add_argument("--no-baseline", action="store_true", help="ignore the local production model")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="any pipeline parameter")
+    p.add_argument("--summary-json", default="", help="also write the run summary as JSON here")
+    p.set_defaults(func=_cmd_run_local)
+
+    p = sub.add_parser("submit", help="submit the compiled pipeline to a Kubeflow Pipelines API server")
+    p.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    p.add_argument("--package", default=str(DEFAULT_YAML), help="compiled pipeline YAML")
+    p.add_argument("--experiment", default="kfp-tabular")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--namespace", default="", help="Kubeflow profile namespace (multi-user mode)")
+    p.add_argument("--service-account", default="", help="ServiceAccount the run's pods use")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_submit)
+
+    for name, text in (
+        ("promote", "send all traffic to the canary model (removes canaryTrafficPercent)"),
+        ("rollback", "send all traffic back to the previous model and revert the canary"),
+        ("status", "show the InferenceService's revisions and traffic"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--name", required=True, help="InferenceService name")
+        p.add_argument("--namespace", required=True)
+        p.add_argument("--kubeconfig", default="", help="default: in-cluster config, else ~/.kube/config")
+        p.add_argument("--context", default="")
+        p.add_argument("--timeout", type=int, default=600, help="seconds to wait for the traffic change")
+        p.set_defaults(func=_cmd_rollout)
+
+    p = sub.add_parser("generate-data", help="write the seeded churn dataset (default, drifted or noise)")
+    p.add_argument("output")
+    p.add_argument("--rows", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--variant", default="default", choices=("default", "drifted", "noise"))
+    p.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``kfp-tabular``."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

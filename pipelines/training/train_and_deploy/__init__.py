@@ -1,0 +1,1 @@
+"""ingest -> validate (TFDV) -> train (scikit-learn) -> evaluate (blessing) -> deploy (KServe canary)."""

@@ -1,0 +1,235 @@
+"""Run the pipeline on this machine with kfp.local, and keep track of the local 'production' model.
+
+Layout under the output directory (``./local_outputs`` by default, ignored by git):
+
+- ``data/``: the bundled default dataset, generated once from the seeded generator.
+- ``runs/<pipeline>-<timestamp>/<task>/<output>``: kfp.local's pipeline root; every artifact of every run.
+- ``production/current.json``: the local stand-in for "the model in production". A run whose model is
+  blessed is promoted here (its model directory and training statistics are copied under
+  ``production/<run>/``, and ``history.jsonl`` gets a line). The next run takes this model as the
+  evaluation baseline and these statistics as the drift baseline, as a cluster run would take the model
+  its InferenceService serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kfp_tabular.pipelines.training.train_and_deploy.pipeline import PIPELINE_NAME
+
+
+
+def curated_schema_path() -> str:
+    """The curated, version-controlled TFDV schema of the bundled churn data."""
+    from importlib import resources
+
+    return str(resources.files("kfp_tabular.components.data_processing.synthetic_data") / "churn_schema.pbtxt")
+
+
+def default_data(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
+    """Generate the bundled default dataset once (it is deterministic) and return its path."""
+    from kfp_tabular.components.data_processing.synthetic_data import core
+
+    path = output_dir / "data" / f"churn-{variant}-{rows}-{seed}.csv"
+    if not path.exists():
+        core.write(core.generate(rows, seed, variant), path)
+    return path
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a local run produced."""
+
+    run_dir: str
+    succeeded: bool
+    failed_task: str = ""
+    error: str = ""
+    artifacts: dict[str, str] = dataclasses.field(default_factory=dict)
+    rows: dict[str, Any] = dataclasses.field(default_factory=dict)
+    anomalies_report: str = ""
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    blessing: dict[str, Any] = dataclasses.field(default_factory=dict)
+    deploy: dict[str, Any] = dataclasses.field(default_factory=dict)
+    baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+    promoted_to: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+class ProductionRegistry:
+    """The local record of the production model: ``<output_dir>/production``."""
+
+    def __init__(self, output_dir: Path):
+        self.root = Path(output_dir) / "production"
+        self.current_path = self.root / "current.json"
+
+    def current(self) -> dict[str, Any] | None:
+        """The current production entry, or None before the first blessed run."""
+        if not self.current_path.exists():
+            return None
+        entry = json.loads(self.current_path.read_text(encoding="utf-8"))
+        if not Path(entry.get("model_dir", "")).is_dir():
+            return None
+        return entry
+
+    def promote(self, run_dir: Path, model_dir: Path, statistics: Path | None, blessing: dict[str, Any]) -> Path:
+        """Copy a blessed run's model (and training statistics) here and make it current."""
+        from kfp_tabular.components.common.artifacts import atomic_path, write_json
+
+        target = self.root / run_dir.name
+        with atomic_path(target) as staged:
+            shutil.copytree(model_dir, staged / "model")
+            if statistics is not None and statistics.exists():
+                shutil.copy2(statistics, staged / "train_statistics.pb")
+        entry = {
+            "run": run_dir.name,
+            "model_dir": str(target / "model"),
+            "train_statistics": str(target / "train_statistics.pb") if statistics else "",
+            "promoted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "metrics": blessing.get("metrics", {}),
+            "model_sha256": blessing.get("model_sha256", ""),
+        }
+        write_json(self.current_path, entry)
+        with open(self.root / "history.jsonl", "a", encoding="utf-8") as history:
+            history.write(json.dumps(entry, sort_keys=True) + "\n")
+        return target
+
+
+def _latest_run_dir(runs_root: Path, started: set[str]) -> Path | None:
+    candidates = [p for p in runs_root.glob(f"{PIPELINE_NAME}-*") if p.is_dir() and p.name not in started]
+    return max(candidates, key=lambda p: p.name) if candidates else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _executor_output(task_dir: Path) -> dict[str, Any]:
+    return _read_json(task_dir / "executor_output.json")
+
+
+def _collect(summary: RunSummary, run_dir: Path) -> None:
+    """Fill the summary from the files of a run directory (complete or failed)."""
+    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        for artifact in sorted(task_dir.iterdir()):
+            if artifact.name != "executor_output.json":
+                summary.artifacts[f"{task_dir.name}/{artifact.name}"] = str(artifact)
+    ingest_out = _executor_output(run_dir / "ingest")
+    for artifact in ingest_out.get("artifacts", {}).get("metrics", {}).get("artifacts", []):
+        summary.rows.update(artifact.get("metadata", {}))
+    report = run_dir / "validate-data" / "anomalies_report"
+    if report.exists():
+        summary.anomalies_report = report.read_text(encoding="utf-8")
+    for artifact in _executor_output(run_dir / "evaluate").get("artifacts", {}).get("metrics", {}).get("artifacts", []):
+        summary.metrics.update(artifact.get("metadata", {}))
+    blessing = run_dir / "evaluate" / "blessing"
+    if blessing.exists():
+        summary.blessing = _read_json(blessing)
+    status = run_dir / "deploy-model" / "status"
+    if status.exists():
+        summary.deploy = _read_json(status)
+
+
+def run_local(
+    output_dir: str | os.PathLike = "local_outputs",
+    data_uri: str | None = None,
+    rows: int = 50_000,
+    seed: int = 42,
+    use_production_baseline: bool = True,
+    **parameters: Any,
+) -> RunSummary:
+    """Run the pipeline with kfp.local's SubprocessRunner in this interpreter's environment.
+
+    Args:
+        output_dir: Where data, runs and the production record go.
+        data_uri: Data to run on; None generates the bundled default data (``rows`` rows, ``seed``) and
+            validates it against the curated schema.
+        rows: Rows of the default data.
+        seed: Seed of the default data, the split and the estimator.
+        use_production_baseline: Use the local production model and its statistics as baselines.
+        **parameters: Any other pipeline parameter (see pipeline.train_and_deploy).
+
+    Returns:
+        The summary; ``succeeded`` is False when a task failed (the error names it).
+    """
+    from kfp import local
+
+    from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
+
+    output_dir = Path(output_dir).resolve()
+    runs_root = output_dir / "runs"
+    runs_root.mkdir(parents=True, exist_ok=True)
+    if data_uri is None:
+        data_uri = str(default_data(output_dir, rows, seed))
+        parameters.setdefault("schema_uri", curated_schema_path())
+    parameters.setdefault("seed", seed)
+    registry = ProductionRegistry(output_dir)
+    baseline = registry.current() if use_production_baseline else None
+    if baseline:
+        parameters.setdefault("baseline_model_uri", baseline["model_dir"])
+        if baseline.get("train_statistics"):
+            parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs_root), raise_on_error=True)
+    before = {p.name for p in runs_root.iterdir()}
+    error = ""
+    try:
+        train_and_deploy(data_uri=data_uri, **parameters)
+    except RuntimeError as exc:
+        error = str(exc)
+    run_dir = _latest_run_dir(runs_root, before)
+    if run_dir is None:
+        raise RuntimeError(f"kfp.local left no run directory under {runs_root}: {error}")
+    summary = RunSummary(run_dir=str(run_dir), succeeded=not error, error=error, baseline=baseline or {})
+    if error:
+        summary.failed_task = error.split("Inner task failed:")[-1].strip(" .\x1b[0m") if "Inner" in error else ""
+    _collect(summary, run_dir)
+    if summary.succeeded and summary.blessing.get("blessed"):
+        model_dir = run_dir / "train" / "model"
+        statistics = run_dir / "validate-data" / "train_statistics"
+        summary.promoted_to = str(registry.promote(run_dir, model_dir, statistics, summary.blessing))
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A human summary of a local run: artifacts, rows, anomalies, metrics, blessing, deploy."""
+    lines = ["", "=" * 100, f"kfp-tabular local run: {'SUCCEEDED' if summary.succeeded else 'FAILED'}"]
+    lines.append(f"run directory: {summary.run_dir}")
+    if not summary.succeeded:
+        lines.append(f"failed task: {summary.failed_task or '?'}")
+    if summary.rows:
+        keys = ("rows", "train_rows", "eval_rows", "columns", "positive_rate")
+        lines.append("rows: " + ", ".join(f"{k}={summary.rows[k]}" for k in keys if k in summary.rows))
+    if summary.anomalies_report:
+        lines += ["", "validation (TFDV):", summary.anomalies_report.strip()]
+    if summary.metrics:
+        lines.append("")
+        lines.append("evaluation metrics: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                          for k, v in sorted(summary.metrics.items())))
+    if summary.baseline:
+        lines.append(f"baseline (local production): run {summary.baseline.get('run')}, {summary.baseline.get('model_dir')}")
+    if summary.blessing:
+        verdict = "BLESSED" if summary.blessing.get("blessed") else "NOT BLESSED"
+        lines.append(f"blessing: {verdict}")
+        for reason in summary.blessing.get("reasons", []):
+            lines.append(f"  - {reason}")
+    if summary.deploy:
+        lines.append(f"deploy: deployed={summary.deploy.get('deployed')} reason={summary.deploy.get('reason')}")
+    wanted = ("train/model", "evaluate/blessing", "evaluate/report", "deploy-model/manifest", "validate-data/report",
+              "validate-data/schema", "ingest/train_data", "ingest/eval_data")
+    lines += ["", "artifacts:"] + [f"  {name:<28} {summary.artifacts[name]}" for name in wanted if name in summary.artifacts]
+    if summary.promoted_to:
+        lines.append(f"promoted to local production: {summary.promoted_to} (baseline of the next run)")
+    lines.append("=" * 100)
+    return "\n".join(lines)
