@@ -1,0 +1,68 @@
+"""Pytest plugin (load with ``-p tests.plugin``): a session-wide real kube-apiserver with KServe's CRDs.
+
+Fixtures:
+    kube_apiserver: A started :class:`tests.cluster.apiserver.KubeApiServer` with KServe's CRDs and the stock
+        ``kserve-sklearnserver`` ClusterServingRuntime installed. Skipped when ``../shared/kserve`` is absent
+        (a user's clone) or when the binaries are missing; with ``CI`` set, missing binaries fail instead.
+
+Environment:
+    KFP_TABULAR_SHARED_DIR: Overrides ``<repo>/../shared``; KServe's CRDs are read from its ``kserve`` folder.
+    KUBE_APISERVER_BIN, ETCD_BIN, KFP_TABULAR_CACHE: See :func:`tests.cluster.apiserver.find_binaries`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.apiserver import BinariesMissingError, KubeApiServer, find_binaries
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR_MISSING_REASON = "../shared/kserve not found (a user's clone): API-server tests need KServe's CRDs"
+
+
+def in_ci() -> bool:
+    """Whether the ``CI`` environment variable is set to a true value (missing binaries must fail there)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def shared_kserve_dir() -> Path:
+    """Returns the KServe CRD directory: ``$KFP_TABULAR_SHARED_DIR/kserve`` or ``<repo>/../shared/kserve``."""
+    override = os.environ.get("KFP_TABULAR_SHARED_DIR")
+    shared = Path(override) if override else REPO_ROOT.parent / "shared"
+    return shared / "kserve"
+
+
+def require_binaries() -> None:
+    """Skips the calling test when the apiserver/etcd binaries are missing, or fails when running in CI."""
+    try:
+        find_binaries()
+    except BinariesMissingError as exc:
+        if in_ci():
+            pytest.fail(f"CI is set and the API-server binaries are missing: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+def require_shared_kserve_dir() -> Path:
+    """Returns :func:`shared_kserve_dir`, skipping the calling test when it is absent."""
+    kserve_dir = shared_kserve_dir()
+    if not kserve_dir.is_dir():
+        pytest.skip(SHARED_DIR_MISSING_REASON)
+    return kserve_dir
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiServer]:
+    """A real kube-apiserver v1.20.2 + etcd for the whole session, with KServe's CRDs installed.
+
+    There is no controller-manager: namespaces never finish deleting, so tests should create unique
+    namespaces (``kube_apiserver.create_namespace(prefix)``) instead of deleting them.
+    """
+    kserve_dir = require_shared_kserve_dir()
+    require_binaries()
+    with KubeApiServer(tmp_path_factory.mktemp("kube-apiserver")) as server:
+        server.install_kserve_crds(kserve_dir)
+        yield server
