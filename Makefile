@@ -17,6 +17,8 @@ OUTPUTS ?= local_outputs
 ROWS ?= 50000
 DATA ?=
 PORT ?= 8080
+MODEL_NAME ?= churn-classifier
+MODEL_DIR ?=
 PYTEST_ARGS ?=
 export KFP_TABULAR_CACHE := $(CACHE)
 
@@ -31,9 +33,9 @@ $(UV): locks/tools.txt
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r locks/tools.txt
 	touch $(UV)
 
-$(VENV)/.installed: locks/pipeline.txt setup.py | $(UV)
+$(VENV)/.installed: locks/pipeline-dev.txt setup.py | $(UV)
 	test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(PY) --require-hashes locks/pipeline.txt
+	$(UV) pip sync --quiet --python $(PY) --require-hashes locks/pipeline-dev.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
@@ -43,12 +45,13 @@ $(SERVE_VENV)/.installed: locks/serve.txt setup.py | $(UV)
 	$(UV) pip install --quiet --python $(SERVE_PY) --no-deps -e .
 	touch $@
 
-env: $(VENV)/.installed ## the pipeline environment (.venv) from locks/pipeline.txt
+env: $(VENV)/.installed ## the pipeline environment (.venv): locks/pipeline.txt + dev tools (locks/pipeline-dev.txt)
 serve-env: $(SERVE_VENV)/.installed ## the serve environment (.venv-serve) from locks/serve.txt
 
 lock: | $(UV) ## re-resolve the locks (uv) from setup.py's extras
-	$(UV) pip compile --quiet setup.py --extra pipeline --extra dev --python-version 3.11 --generate-hashes \
-		-o locks/pipeline.txt
+	$(UV) pip compile --quiet setup.py --extra pipeline --python-version 3.11 --generate-hashes -o locks/pipeline.txt
+	$(UV) pip compile --quiet setup.py --extra pipeline --extra dev --constraint locks/pipeline.txt \
+		--python-version 3.11 --generate-hashes -o locks/pipeline-dev.txt
 	$(UV) pip compile --quiet setup.py --extra serve --python-version 3.11 --generate-hashes -o locks/serve.txt
 	$(UV) pip compile --quiet locks/tools.in --python-version 3.11 --generate-hashes -o locks/tools.txt
 
@@ -78,11 +81,13 @@ format: env
 	$(VENV)/bin/ruff format .
 
 # --- local serving ----------------------------------------------------------------------------------------
-serve: serve-env ## serve the newest model from `make run` with KServe on 127.0.0.1:$(PORT)
-	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server --latest-under $(OUTPUTS) --http_port $(PORT)
+serve: serve-env ## serve the newest model from `make run` (or MODEL_DIR) with KServe on port $(PORT)
+	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server \
+		$(if $(MODEL_DIR),--model_dir $(MODEL_DIR),--latest_under $(OUTPUTS)) --model_name $(MODEL_NAME) --http_port $(PORT)
 
-predict: serve-env ## send sample rows (V1 lists, V1 records, V2) to `make serve`
-	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server.predict_sample --url http://127.0.0.1:$(PORT)
+predict: serve-env ## send sample rows (V1 lists, V1 records, V2 pd) to `make serve` and check they agree
+	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server.predict_sample \
+		--url http://127.0.0.1:$(PORT) --model_name $(MODEL_NAME)
 
 images: ## build the pipeline and serve images (docker, podman or buildah)
 	bash components/common/containers/build.sh

@@ -38,7 +38,7 @@ def test_ir_has_resources_retries_and_no_cache_on_deploy():
     for cached in ("ingest", "validate-data", "train", "evaluate"):
         assert tasks[cached]["cachingOptions"].get("enableCache") is True, cached
     assert tasks["ingest"]["retryPolicy"]["maxRetryCount"] == 3
-    assert "retryPolicy" not in tasks["deploy-model"]
+    assert "retryPolicy" not in tasks["deploy-model"] and "retryPolicy" not in tasks["validate-data"]
     # The gate is the deploy step reading the blessing, not a condition the local runner cannot run.
     assert "triggerPolicy" not in tasks["deploy-model"]
     assert tasks["deploy-model"]["inputs"]["artifacts"]["blessing"]["taskOutputArtifact"]["producerTask"] == "evaluate"

@@ -27,6 +27,11 @@ INTERNET = ["dsl", "fiber-optic", "none"]
 REGIONS = ["north", "south", "east", "west"]
 
 
+def curated_schema_path() -> str:
+    """Path of the curated, version-controlled TFDV schema of this dataset (``churn_schema.pbtxt``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "churn_schema.pbtxt")
+
+
 def generate(n_rows: int = 50_000, seed: int = 42, variant: str = "default"):
     """Return the churn dataset as a pandas DataFrame.
 

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ from kfp_tabular.pipelines.training.train_and_deploy.pipeline import PIPELINE_NA
 
 def curated_schema_path() -> str:
     """The curated, version-controlled TFDV schema of the bundled churn data."""
-    from importlib import resources
+    from kfp_tabular.components.data_processing.synthetic_data.core import curated_schema_path as path
 
-    return str(resources.files("kfp_tabular.components.data_processing.synthetic_data") / "churn_schema.pbtxt")
+    return path()
 
 
 def default_data(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
@@ -193,7 +194,10 @@ def run_local(
         raise RuntimeError(f"kfp.local left no run directory under {runs_root}: {error}")
     summary = RunSummary(run_dir=str(run_dir), succeeded=not error, error=error, baseline=baseline or {})
     if error:
-        summary.failed_task = error.split("Inner task failed:")[-1].strip(" .\x1b[0m") if "Inner" in error else ""
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", error)
+        failed = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
+        summary.failed_task = failed.group(1) if failed else ""
+        summary.error = plain
     _collect(summary, run_dir)
     if summary.succeeded and summary.blessing.get("blessed"):
         model_dir = run_dir / "train" / "model"

@@ -1,0 +1,125 @@
+"""KFP component: validate train/eval data with TFDV (statistics, schema, anomalies, drift, skew, reports)."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
+
+from kfp_tabular.components.common.images import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def validate_data(
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    label_column: str,
+    train_statistics: Output[Artifact],
+    eval_statistics: Output[Artifact],
+    schema: Output[Artifact],
+    anomalies: Output[Artifact],
+    anomalies_report: Output[Markdown],
+    statistics_html: Output[HTML],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    schema_uri: str = "",
+    baseline_statistics_uri: str = "",
+    serving_statistics_uri: str = "",
+    numeric_drift_threshold: float = 0.1,
+    categorical_drift_threshold: float = 0.1,
+    fail_on_anomalies: bool = True,
+    statistics_backend: str = "dataframe",
+    beam_pipeline_args: list = [],
+) -> NamedTuple("Outputs", [("anomaly_count", int), ("drifted_features", list)]):
+    """Validate train and eval data with TensorFlow Data Validation; fail the run on anomalies or drift.
+
+    Computes statistics of both splits, takes the curated schema from ``schema_uri`` (or infers one from the train
+    statistics), validates train and eval against it (TRAINING environment), measures drift of eval against the
+    baseline statistics (or against train) and, with serving statistics, train-vs-serving skew. Every output is
+    written before the verdict, so a failed run still leaves its reports where the executor keeps them.
+
+    Args:
+        train_data: Train split, one Parquet file (from the ingest component).
+        eval_data: Eval split, one Parquet file.
+        label_column: The label column; kept out of the schema's SERVING environment.
+        train_statistics: Train statistics, binary TFDV ``DatasetFeatureStatisticsList``.
+        eval_statistics: Eval statistics, binary TFDV ``DatasetFeatureStatisticsList``.
+        schema: The schema used, text proto: the curated file unchanged or the inferred schema.
+        anomalies: TFDV ``Anomalies`` text proto of all splits (keys ``<split>/<feature>``), with drift/skew.
+        anomalies_report: Markdown tables of anomalies and drift/skew measurements.
+        statistics_html: TFDV's train-vs-eval statistics view (its viewer loads from public CDNs).
+        report: Self-contained HTML report (per-feature summaries, anomalies, drift, schema); renders offline.
+        metrics: Anomaly count, drifted feature count, examples per split and every drift/skew distance.
+        schema_uri: Curated schema (``.pbtxt``), local path or fsspec URL (``gs://``, ``s3://``); empty to infer one.
+        baseline_statistics_uri: Statistics to measure eval drift against (e.g. a previous run's eval statistics);
+            empty to compare eval with train.
+        serving_statistics_uri: Serving statistics; when given, train-vs-serving skew is measured and the serving
+            statistics are validated in the SERVING environment.
+        numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature drifted, in (0, 1].
+        categorical_drift_threshold: L-infinity distance above which a categorical feature drifted, in (0, 1].
+        fail_on_anomalies: Fail the task on anomalies or drift; False only logs a warning.
+        statistics_backend: ``dataframe`` (in memory) or ``beam`` (a Beam pipeline, see ``beam_pipeline_args``).
+        beam_pipeline_args: Beam options for the ``beam`` backend, e.g. ``["--runner=DataflowRunner", ...]``.
+
+    Returns:
+        anomaly_count: Number of anomalies over all splits.
+        drifted_features: Names of the features whose drift or skew is above the threshold.
+    """
+    import collections
+
+    from kfp_tabular.components.data_processing.validate import core
+
+    args = [str(a) for a in beam_pipeline_args or []]
+    result = core.validate(
+        core.select_data_location(train_data.path, train_data.uri, statistics_backend, args),
+        core.select_data_location(eval_data.path, eval_data.uri, statistics_backend, args),
+        label_column,
+        train_statistics_path=train_statistics.path,
+        eval_statistics_path=eval_statistics.path,
+        schema_path=schema.path,
+        anomalies_path=anomalies.path,
+        anomalies_report_path=anomalies_report.path,
+        statistics_html_path=statistics_html.path,
+        report_path=report.path,
+        schema_uri=schema_uri,
+        baseline_statistics_uri=baseline_statistics_uri,
+        serving_statistics_uri=serving_statistics_uri,
+        numeric_drift_threshold=numeric_drift_threshold,
+        categorical_drift_threshold=categorical_drift_threshold,
+        fail_on_anomalies=fail_on_anomalies,
+        backend=statistics_backend,
+        beam_pipeline_args=args,
+    )
+
+    for split, artifact in (("train", train_statistics), ("eval", eval_statistics)):
+        artifact.metadata.update(
+            {
+                "split": split,
+                "num_examples": result.num_examples[split],
+                "num_features": result.num_features[split],
+                "format": "tfdv.DatasetFeatureStatisticsList (binary proto)",
+                "backend": statistics_backend,
+            }
+        )
+    schema.metadata.update(
+        {
+            "source": result.schema_source,
+            "schema_uri": result.schema_uri,
+            "num_features": result.schema_features,
+            "label_column": label_column,
+            "format": "tfdv.Schema (text proto)",
+        }
+    )
+    verdict = {
+        "ok": result.ok,
+        "anomaly_count": len(result.anomalies),
+        "drifted_features": result.drifted_features,
+        "schema_source": result.schema_source,
+    }
+    for artifact in (anomalies, anomalies_report, report):
+        artifact.metadata.update(verdict)
+    anomalies.metadata["format"] = "tfdv.Anomalies (text proto), keys <split>/<feature>"
+    for name, value in sorted(result.metrics().items()):
+        metrics.log_metric(name, value)
+
+    outputs = collections.namedtuple("Outputs", ["anomaly_count", "drifted_features"])
+    return outputs(len(result.anomalies), result.drifted_features)

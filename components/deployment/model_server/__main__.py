@@ -1,0 +1,83 @@
+"""``python -m kfp_tabular.components.deployment.model_server``: serve one model directory with KServe.
+
+Every option of ``kserve.model_server.parser`` is accepted (``--http_port``, ``--workers``, ...). gRPC is off
+unless ``--enable_grpc true`` (then give a free ``--grpc_port``). KServe 0.21 binds REST to 0.0.0.0: its
+``RESTServer`` hard-codes uvicorn's host and offers no option to change it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command line: KServe's model server options plus the model to serve."""
+    from kserve import model_server
+    from kserve.utils.utils import strtobool
+
+    from kfp_tabular.components.deployment.model_server.server import ENV_PREDICT_PROBA
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kfp_tabular.components.deployment.model_server",
+        parents=[model_server.parser],
+        description="Serve a kfp-tabular model directory (model.joblib + metadata.json) over KServe V1 and V2.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_dir", help="directory holding exactly one *.joblib/*.pkl/*.pickle model file")
+    source.add_argument(
+        "--latest_under",
+        metavar="ROOT",
+        help="serve the newest model.joblib found below ROOT (e.g. ./local_outputs after `make run`)",
+    )
+    parser.add_argument(
+        "--predict_proba",
+        type=strtobool,
+        default=None,
+        help=f"V1 predictions are class probabilities instead of labels (default: ${ENV_PREDICT_PROBA} or false)",
+    )
+    parser.set_defaults(enable_grpc=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model and run the server until it is stopped; return 2 when the model cannot be loaded."""
+    import kserve
+
+    from kfp_tabular.components.common.errors import DataError
+    from kfp_tabular.components.deployment.model_server.server import TabularModel, find_latest_model
+
+    args = build_parser().parse_args(argv)
+    try:
+        model_dir = args.model_dir or find_latest_model(args.latest_under)
+        model = TabularModel(args.model_name, model_dir, predict_proba=args.predict_proba)
+        model.load()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"serving {model_dir} as '{args.model_name}' on http://0.0.0.0:{args.http_port} "
+        f"(V1 /v1/models/{args.model_name}:predict, V2 /v2/models/{args.model_name}/infer)",
+        file=sys.stderr,
+        flush=True,
+    )
+    server = kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
