@@ -1,0 +1,97 @@
+"""Shared fixtures: small churn datasets as Parquet, a TFDV-inferred schema, trained model directories."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+LABEL = "churned"
+
+
+@dataclasses.dataclass
+class ChurnFiles:
+    root: Path
+    train: Path
+    eval: Path
+    noise_train: Path
+    noise_eval: Path
+    schema: Path
+    train_frame: object
+    eval_frame: object
+
+
+def write_schema(frame, path: Path) -> Path:
+    """Infer a TFDV schema from a frame and write it as pbtxt (the way validate produces one)."""
+    import tensorflow_data_validation as tfdv
+
+    stats = tfdv.generate_statistics_from_dataframe(frame)
+    tfdv.write_schema_text(tfdv.infer_schema(stats), str(path))
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_threaded():
+    """OpenMP spin-waits make HistGradientBoosting ~15x slower on a busy 2-core machine: use one thread."""
+    from threadpoolctl import threadpool_limits
+
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # for subprocesses (kfp.local tasks)
+    with threadpool_limits(limits=1):
+        yield
+    if previous is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = previous
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory) -> ChurnFiles:
+    from kfp_tabular.components.data_processing.synthetic_data.core import generate
+
+    root = tmp_path_factory.mktemp("churn")
+    train_frame = generate(3000, seed=21)
+    eval_frame = generate(2000, seed=22)
+    train_frame.to_parquet(root / "train.parquet", index=False)
+    eval_frame.to_parquet(root / "eval.parquet", index=False)
+    generate(3000, seed=23, variant="noise").to_parquet(root / "noise_train.parquet", index=False)
+    generate(2000, seed=24, variant="noise").to_parquet(root / "noise_eval.parquet", index=False)
+    write_schema(train_frame, root / "schema.pbtxt")
+    return ChurnFiles(
+        root,
+        root / "train.parquet",
+        root / "eval.parquet",
+        root / "noise_train.parquet",
+        root / "noise_eval.parquet",
+        root / "schema.pbtxt",
+        train_frame,
+        eval_frame,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(churn, tmp_path_factory):
+    """Model directories written by the train core: name -> path."""
+    import numpy as np
+
+    from kfp_tabular.components.training.train.core import train
+
+    root = tmp_path_factory.mktemp("models")
+    schema, data = str(churn.schema), str(churn.train)
+    train(data, schema, LABEL, str(root / "logistic"), "logistic_regression")
+    train(data, schema, LABEL, str(root / "boosting"), "hist_gradient_boosting", {"max_iter": 40})
+    train(str(churn.noise_train), schema, LABEL, str(root / "noise"), "logistic_regression")
+    train(data, schema, "monthly_charges", str(root / "regression"), "logistic_regression")
+    train(data, schema, "contract_type", str(root / "multiclass"), "logistic_regression")
+    # A model that needs a column the eval data does not have.
+    extra = churn.train_frame.assign(customer_segment=np.where(np.arange(len(churn.train_frame)) % 2, "a", "b"))
+    extra.to_parquet(root / "extra.parquet", index=False)
+    write_schema(extra, root / "extra.pbtxt")
+    train(
+        str(root / "extra.parquet"),
+        str(root / "extra.pbtxt"),
+        LABEL,
+        str(root / "extra_feature"),
+        "logistic_regression",
+    )
+    return {p.name: p for p in root.iterdir() if p.is_dir()}

@@ -1,0 +1,1 @@
+"""Training components: fit a scikit-learn model on validated tabular data."""
