@@ -1,0 +1,1 @@
+"""Deploy a blessed model as a KServe InferenceService: render, create, canary, with automatic rollback."""

@@ -1,0 +1,237 @@
+"""Run deploy_model for real under kfp.local's SubprocessRunner (render, and apply against the API server).
+
+The model and blessing enter through dsl.importer in a small pipeline, as they would from upstream tasks.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import yaml
+from kfp import dsl
+from kfp.dsl import Artifact, Model
+
+from kfp_tabular.components.common.errors import ConfigError
+from kfp_tabular.components.deployment.deploy import core
+from kfp_tabular.components.deployment.deploy.component import deploy_model
+from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+
+pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+
+
+@dsl.pipeline
+def deploy_pipeline(
+    model_uri: str,
+    blessing_uri: str,
+    action: str = "render",
+    storage_uri: str = "",
+    namespace: str = "kfp-tabular",
+    kubeconfig_path: str = "",
+    canary_traffic_percent: int = 10,
+) -> NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)]):
+    model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=True)
+    blessing = dsl.importer(artifact_uri=blessing_uri, artifact_class=Artifact, reimport=True)
+    task = deploy_model(
+        model=model.output,
+        blessing=blessing.output,
+        action=action,
+        storage_uri=storage_uri,
+        namespace=namespace,
+        kubeconfig_path=kubeconfig_path,
+        canary_traffic_percent=canary_traffic_percent,
+        timeout_seconds=60,
+    )
+    task.set_caching_options(False)
+    outputs = NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)])
+    return outputs(task.outputs["manifest"], task.outputs["status"], task.outputs["deployed"], task.outputs["reason"])
+
+
+@pytest.fixture()
+def local_runner(tmp_path):
+    from kfp import local
+
+    root = tmp_path / "pipeline_root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    return root
+
+
+@pytest.fixture()
+def model_dir(tmp_path) -> Path:
+    path = tmp_path / "upstream" / "model"
+    path.mkdir(parents=True)
+    payload = b"a stand-in for model.joblib"
+    (path / "model.joblib").write_bytes(payload)
+    (path / "metadata.json").write_text(json.dumps({"model_sha256": hashlib.sha256(payload).hexdigest()}))
+    return path
+
+
+def blessing_file(tmp_path: Path, blessed: bool) -> Path:
+    path = tmp_path / "upstream" / f"blessing-{blessed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    reasons = ["roc_auc 0.84 >= 0.70"] if blessed else ["roc_auc 0.52 < 0.70", "worse than baseline by 0.2"]
+    path.write_text(json.dumps({"blessed": blessed, "reasons": reasons, "metrics": {"roc_auc": 0.84}}))
+    return path
+
+
+def test_render_blessed_model(local_runner, tmp_path, model_dir):
+    run = deploy_pipeline(model_uri=str(model_dir), blessing_uri=str(blessing_file(tmp_path, True)))
+    assert run.outputs["deployed"] is False
+    assert run.outputs["reason"] == "rendered (action=render)"
+    manifest = yaml.safe_load(Path(run.outputs["manifest"].path).read_text())
+    assert manifest["kind"] == "InferenceService"
+    assert manifest["metadata"]["name"] == "churn-classifier"
+    assert manifest["spec"]["predictor"]["model"]["storageUri"] == f"file://{model_dir.resolve()}"
+    assert manifest["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    status = json.loads(Path(run.outputs["status"].path).read_text())
+    assert status["deployed"] is False and status["blessed"] is True
+    assert status["deployable"] is False
+    assert any("not deployable to a cluster" in note for note in status["notes"])
+    assert run.outputs["manifest"].metadata["action"] == "render"
+
+
+def test_render_with_published_storage_uri_is_deployable(local_runner, tmp_path, model_dir):
+    run = deploy_pipeline(
+        model_uri=str(model_dir),
+        blessing_uri=str(blessing_file(tmp_path, True)),
+        storage_uri="s3://models/churn/v7",
+        canary_traffic_percent=100,
+    )
+    manifest = yaml.safe_load(Path(run.outputs["manifest"].path).read_text())
+    assert manifest["spec"]["predictor"]["model"]["storageUri"] == "s3://models/churn/v7"
+    assert "canaryTrafficPercent" not in manifest["spec"]["predictor"]
+    status = json.loads(Path(run.outputs["status"].path).read_text())
+    assert status["deployable"] is True and status["storage_uri"] == "s3://models/churn/v7"
+
+
+def test_render_not_blessed_renders_nothing(local_runner, tmp_path, model_dir):
+    run = deploy_pipeline(model_uri=str(model_dir), blessing_uri=str(blessing_file(tmp_path, False)))
+    assert run.outputs["deployed"] is False
+    assert run.outputs["reason"] == "not blessed: roc_auc 0.52 < 0.70; worse than baseline by 0.2"
+    text = Path(run.outputs["manifest"].path).read_text()
+    assert yaml.safe_load(text) is None, "nothing deployable in the manifest"
+    assert "not blessed" in text
+    status = json.loads(Path(run.outputs["status"].path).read_text())
+    assert status == {
+        "action": "render",
+        "blessed": False,
+        "deployed": False,
+        "gate": run.outputs["reason"],
+        "isvc_name": "churn-classifier",
+        "namespace": "kfp-tabular",
+        "reason": run.outputs["reason"],
+        "url": "",
+    }
+
+
+def test_bad_parameters_fail_the_task(local_runner, tmp_path, model_dir):
+    with pytest.raises(RuntimeError):
+        deploy_pipeline(model_uri=str(model_dir), blessing_uri=str(blessing_file(tmp_path, True)), action="deploy")
+
+
+def test_raw_function_maps_kfp_minio_uri_to_s3(tmp_path):
+    blessing = blessing_file(tmp_path, True)
+    manifest = Artifact(uri=str(tmp_path / "out" / "manifest"))
+    status = Artifact(uri=str(tmp_path / "out" / "status"))
+    result = deploy_model.python_func(
+        model=Model(uri="minio://mlpipeline/v2/artifacts/churn/run-1/train/model"),
+        blessing=Artifact(uri=str(blessing)),
+        manifest=manifest,
+        status=status,
+    )
+    assert result.deployed is False and result.reason == "rendered (action=render)" and result.url == ""
+    rendered = yaml.safe_load(Path(manifest.path).read_text())
+    assert (
+        rendered["spec"]["predictor"]["model"]["storageUri"] == "s3://mlpipeline/v2/artifacts/churn/run-1/train/model"
+    )
+    assert status.metadata["storage_uri"] == "s3://mlpipeline/v2/artifacts/churn/run-1/train/model"
+    with pytest.raises(ConfigError, match="isvc_name"):
+        deploy_model.python_func(
+            model=Model(uri="s3://m/a"),
+            blessing=Artifact(uri=str(blessing)),
+            manifest=manifest,
+            status=status,
+            isvc_name="Not_A_Name",
+        )
+
+
+def test_raw_function_apply_refuses_a_local_model(tmp_path, model_dir):
+    with pytest.raises(ConfigError, match="local path that KServe cannot pull"):
+        deploy_model.python_func(
+            model=Model(uri=str(model_dir)),
+            blessing=Artifact(uri=str(blessing_file(tmp_path, True))),
+            manifest=Artifact(uri=str(tmp_path / "m")),
+            status=Artifact(uri=str(tmp_path / "s")),
+            action="apply",
+        )
+
+
+@pytest.mark.cluster
+def test_apply_deploys_then_canaries_through_a_kubeconfig(local_runner, tmp_path, model_dir, kube_apiserver):
+    from kubernetes import client
+
+    namespace = kube_apiserver.create_namespace("component")
+    kubeconfig = str(kube_apiserver.kubeconfig_path())
+    blessed = str(blessing_file(tmp_path, True))
+    with kube_apiserver.api_client() as api, FakeKServeController(api, [namespace]) as controller:
+        not_blessed = deploy_pipeline(
+            model_uri=str(model_dir),
+            blessing_uri=str(blessing_file(tmp_path, False)),
+            action="apply",
+            storage_uri="s3://models/churn/v1",
+            namespace=namespace,
+            kubeconfig_path=kubeconfig,
+        )
+        assert not_blessed.outputs["deployed"] is False
+        assert core._get(api, namespace, "churn-classifier") is None, "a model that is not blessed changes nothing"
+
+        first = deploy_pipeline(
+            model_uri=str(model_dir),
+            blessing_uri=blessed,
+            action="apply",
+            storage_uri="s3://models/churn/v1",
+            namespace=namespace,
+            kubeconfig_path=kubeconfig,
+        )
+        assert first.outputs["deployed"] is True
+        assert first.outputs["reason"].startswith("created: ")
+        status = json.loads(Path(first.outputs["status"].path).read_text())
+        assert status["url"] == f"http://churn-classifier.{namespace}.example.com"
+        assert status["action"] == "apply" and status["rollout"] == "created" and status["ready"] is True
+        manifest = yaml.safe_load(Path(first.outputs["manifest"].path).read_text())
+        assert manifest["spec"]["predictor"]["model"]["storageUri"] == "s3://models/churn/v1"
+        assert "status" not in manifest and "managedFields" not in manifest["metadata"]
+
+        second = deploy_pipeline(
+            model_uri=str(model_dir),
+            blessing_uri=blessed,
+            action="apply",
+            storage_uri="s3://models/churn/v2",
+            namespace=namespace,
+            kubeconfig_path=kubeconfig,
+            canary_traffic_percent=30,
+        )
+        assert second.outputs["deployed"] is True and second.outputs["reason"].startswith("canary: ")
+        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "churn-classifier"
+        )
+        assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 30
+        status = json.loads(Path(second.outputs["status"].path).read_text())
+        assert sorted(t["percent"] for t in status["traffic"]) == [30, 70]
+
+        controller.fail_uris.add("s3://models/churn/v3")
+        with pytest.raises(RuntimeError):
+            deploy_pipeline(
+                model_uri=str(model_dir),
+                blessing_uri=blessed,
+                action="apply",
+                storage_uri="s3://models/churn/v3",
+                namespace=namespace,
+                kubeconfig_path=kubeconfig,
+            )
+        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "churn-classifier"
+        )
+        assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://models/churn/v1", "rolled back"
+    assert not controller.errors

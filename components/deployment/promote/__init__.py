@@ -1,0 +1,1 @@
+"""Promote a KServe canary: the latest model takes 100% of the traffic."""

@@ -1,0 +1,1 @@
+"""Roll a KServe InferenceService back to the previous model."""
