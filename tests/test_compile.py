@@ -17,10 +17,7 @@ def test_committed_pipeline_yaml_is_up_to_date(tmp_path):
 
 
 def test_compile_never_imports_tensorflow_or_other_heavy_packages(tmp_path):
-    code = (
-        "from kfp_tabular.pipelines.cli import compile_pipeline\n"
-        f"compile_pipeline({str(tmp_path / 'p.yaml')!r})\n"
-    )
+    code = f"from kfp_tabular.pipelines.cli import compile_pipeline\ncompile_pipeline({str(tmp_path / 'p.yaml')!r})\n"
     assert heavy_modules_after(code) == []
 
 

@@ -8,8 +8,21 @@ import yaml
 from tests.helpers import COMPONENTS, REPO
 
 ALLOWED_TOP_LEVEL = {
-    "components", "pipelines", "manifests", "tests", "setup.py", "Makefile", "README.md",
-    ".ci", "locks", "docs", "bench", ".gitignore", ".containerignore", ".ruff.toml", ".git",
+    "components",
+    "pipelines",
+    "manifests",
+    "tests",
+    "setup.py",
+    "Makefile",
+    "README.md",
+    ".ci",
+    "locks",
+    "docs",
+    "bench",
+    ".gitignore",
+    ".containerignore",
+    ".ruff.toml",
+    ".git",
 }
 COMPONENT_DIRS = sorted(p.parent for p in COMPONENTS.rglob("component.py"))
 

@@ -27,8 +27,16 @@ def test_default_data_runs_end_to_end_to_a_rendered_inference_service(first_run)
     summary = first_run
     assert summary.succeeded, summary.error
     assert summary.rows["rows"] == ROWS and summary.rows["train_rows"] + summary.rows["eval_rows"] == ROWS
-    for name in ("ingest/train_data", "ingest/eval_data", "validate-data/schema", "validate-data/report",
-                 "validate-data/train_statistics", "train/model", "evaluate/blessing", "deploy-model/manifest"):
+    for name in (
+        "ingest/train_data",
+        "ingest/eval_data",
+        "validate-data/schema",
+        "validate-data/report",
+        "validate-data/train_statistics",
+        "train/model",
+        "evaluate/blessing",
+        "deploy-model/manifest",
+    ):
         assert Path(summary.artifacts[name]).exists(), name
     model_dir = Path(summary.artifacts["train/model"])
     assert sorted(p.name for p in model_dir.iterdir()) == ["metadata.json", "model.joblib"]
@@ -40,7 +48,9 @@ def test_default_data_runs_end_to_end_to_a_rendered_inference_service(first_run)
     predictor = manifest["spec"]["predictor"]
     assert predictor["model"]["modelFormat"]["name"] == "sklearn"
     assert predictor["model"]["protocolVersion"] == "v2"
-    assert predictor["model"]["storageUri"].endswith(model_dir.name) or str(model_dir) in predictor["model"]["storageUri"]
+    assert (
+        predictor["model"]["storageUri"].endswith(model_dir.name) or str(model_dir) in predictor["model"]["storageUri"]
+    )
     assert summary.promoted_to and Path(summary.promoted_to, "model", "model.joblib").exists()
     text = format_summary(summary)
     assert "SUCCEEDED" in text and "BLESSED" in text and str(model_dir) in text

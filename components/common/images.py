@@ -1,7 +1,7 @@
 """Container images the components run in, one per dependency set.
 
-Both are built from the Containerfiles in ``components/common/containers/`` (``make images``), pinned to the same locks as
-the local environments, and tagged with the package version so a compiled pipeline names exactly the code
+Both are built from the Containerfiles in ``components/common/containers/`` (``make images``), pinned to the
+same locks as the local environments, and tagged with the package version so a compiled pipeline names exactly the code
 it was compiled from. Override the registry at compile time with ``KFP_TABULAR_REGISTRY``.
 """
 

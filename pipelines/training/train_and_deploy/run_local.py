@@ -19,15 +19,15 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 from kfp_tabular.pipelines.training.train_and_deploy.pipeline import PIPELINE_NAME
 
 
-
 def curated_schema_path() -> str:
-    """The curated, version-controlled TFDV schema of the bundled churn data."""
+    """Return the curated, version-controlled TFDV schema of the bundled churn data."""
     from kfp_tabular.components.data_processing.synthetic_data.core import curated_schema_path as path
 
     return path()
@@ -73,7 +73,7 @@ class ProductionRegistry:
         self.current_path = self.root / "current.json"
 
     def current(self) -> dict[str, Any] | None:
-        """The current production entry, or None before the first blessed run."""
+        """Return the current production entry, or None before the first blessed run."""
         if not self.current_path.exists():
             return None
         entry = json.loads(self.current_path.read_text(encoding="utf-8"))
@@ -182,6 +182,11 @@ def run_local(
         if baseline.get("train_statistics"):
             parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
 
+    # kfp.local warns that our components name a container image; the image is built from the same locks and
+    # the same package as this environment (components/common/containers), so the code that runs is the same.
+    warnings.filterwarnings(
+        "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
+    )
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs_root), raise_on_error=True)
     before = {p.name for p in runs_root.iterdir()}
     error = ""
@@ -207,7 +212,7 @@ def run_local(
 
 
 def format_summary(summary: RunSummary) -> str:
-    """A human summary of a local run: artifacts, rows, anomalies, metrics, blessing, deploy."""
+    """Format a human summary of a local run: artifacts, rows, anomalies, metrics, blessing, deploy."""
     lines = ["", "=" * 100, f"kfp-tabular local run: {'SUCCEEDED' if summary.succeeded else 'FAILED'}"]
     lines.append(f"run directory: {summary.run_dir}")
     if not summary.succeeded:
@@ -219,10 +224,16 @@ def format_summary(summary: RunSummary) -> str:
         lines += ["", "validation (TFDV):", summary.anomalies_report.strip()]
     if summary.metrics:
         lines.append("")
-        lines.append("evaluation metrics: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                                          for k, v in sorted(summary.metrics.items())))
+        lines.append(
+            "evaluation metrics: "
+            + ", ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(summary.metrics.items())
+            )
+        )
     if summary.baseline:
-        lines.append(f"baseline (local production): run {summary.baseline.get('run')}, {summary.baseline.get('model_dir')}")
+        lines.append(
+            f"baseline (local production): run {summary.baseline.get('run')}, {summary.baseline.get('model_dir')}"
+        )
     if summary.blessing:
         verdict = "BLESSED" if summary.blessing.get("blessed") else "NOT BLESSED"
         lines.append(f"blessing: {verdict}")
@@ -230,9 +241,19 @@ def format_summary(summary: RunSummary) -> str:
             lines.append(f"  - {reason}")
     if summary.deploy:
         lines.append(f"deploy: deployed={summary.deploy.get('deployed')} reason={summary.deploy.get('reason')}")
-    wanted = ("train/model", "evaluate/blessing", "evaluate/report", "deploy-model/manifest", "validate-data/report",
-              "validate-data/schema", "ingest/train_data", "ingest/eval_data")
-    lines += ["", "artifacts:"] + [f"  {name:<28} {summary.artifacts[name]}" for name in wanted if name in summary.artifacts]
+    wanted = (
+        "train/model",
+        "evaluate/blessing",
+        "evaluate/report",
+        "deploy-model/manifest",
+        "validate-data/report",
+        "validate-data/schema",
+        "ingest/train_data",
+        "ingest/eval_data",
+    )
+    lines += ["", "artifacts:"] + [
+        f"  {name:<28} {summary.artifacts[name]}" for name in wanted if name in summary.artifacts
+    ]
     if summary.promoted_to:
         lines.append(f"promoted to local production: {summary.promoted_to} (baseline of the next run)")
     lines.append("=" * 100)

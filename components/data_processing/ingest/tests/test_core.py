@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -395,14 +396,21 @@ def test_unknown_protocol():
 
 
 def test_missing_protocol_package_is_named():
-    try:
-        import gcsfs  # noqa: F401
-
-        pytest.skip("gcsfs is installed here")
-    except ImportError:
-        pass
-    with pytest.raises(DataError, match=r"^gs://bucket/d.csv: .*needs the 'gcsfs' package.*pip install gcsfs"):
-        read_table("gs://bucket/d.csv")
+    # gcsfs is in the lock; a fresh interpreter where it cannot be imported shows what a user without it sees.
+    code = (
+        "import sys\n"
+        "sys.modules['gcsfs'] = None\n"
+        "from kfp_tabular.components.data_processing.ingest.core import read_table\n"
+        "try:\n"
+        "    read_table('gs://bucket/d.csv')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__ + ': ' + str(exc))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^DataError: gs://bucket/d.csv: .*needs the 'gcsfs' package.*pip install gcsfs", out.stdout), (
+        out.stdout
+    )
 
 
 # --- errors: the label and the parameters ---------------------------------------------------------------------
