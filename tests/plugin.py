@@ -66,3 +66,13 @@ def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi
     with KubeApiServer(tmp_path_factory.mktemp("kube-apiserver")) as server:
         server.install_kserve_crds(kserve_dir)
         yield server
+
+
+@pytest.fixture()
+def local_runner(tmp_path: Path) -> Path:
+    """Point kfp.local's SubprocessRunner (this interpreter, no venv) at a fresh pipeline root; return the root."""
+    from kfp import local
+
+    root = tmp_path / "pipeline_root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    return root

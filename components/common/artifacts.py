@@ -71,3 +71,17 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise DataError(f"{path}: {what} not found") from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: expected a {what} in JSON, got invalid JSON ({exc})") from exc
+
+
+def read_parquet(path: str | os.PathLike, what: str = "dataset"):
+    """Read a Parquet file into a pandas DataFrame, raising a DataError that names the file and what it holds."""
+    import pandas as pd
+
+    from kfp_tabular.components.common.errors import DataError
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: {what} Parquet file not found")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: expected a {what} in Parquet format, could not read it ({exc})") from exc

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kfp_tabular.components.common.artifacts import sha256_file, write_json, write_text
+from kfp_tabular.components.common.artifacts import read_parquet, sha256_file, write_json, write_text
 from kfp_tabular.components.common.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -168,18 +168,6 @@ def fetch_model_dir(uri: str, destination: str | os.PathLike) -> str:
         except OSError as exc:
             raise DataError(f"{uri}: could not copy {name} ({exc})") from exc
     return str(local)
-
-
-def read_parquet(path: str | os.PathLike, what: str = "eval dataset"):
-    """Read a Parquet file into a DataFrame, raising DataError that names the file."""
-    import pandas as pd
-
-    if not Path(path).is_file():
-        raise DataError(f"{path}: {what} Parquet file not found")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(f"{path}: expected a {what} in Parquet format, could not read it ({exc})") from exc
 
 
 def _labels_like_classes(labels, classes: list, source: str, label_column: str):

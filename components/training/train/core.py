@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kfp_tabular.components.common.artifacts import atomic_path, sha256_file
+from kfp_tabular.components.common.artifacts import atomic_path, read_parquet, sha256_file
 from kfp_tabular.components.common.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -160,18 +160,6 @@ def schema_features(schema_path: str | os.PathLike, label_column: str) -> list[F
     if not features:
         raise DataError(f"{schema_path}: the schema defines no feature besides the label {label_column!r}")
     return features
-
-
-def read_parquet(path: str | os.PathLike, what: str = "dataset"):
-    """Read a Parquet file into a DataFrame, raising DataError that names the file."""
-    import pandas as pd
-
-    if not Path(path).is_file():
-        raise DataError(f"{path}: {what} Parquet file not found")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(f"{path}: expected a {what} in Parquet format, could not read it ({exc})") from exc
 
 
 def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a ta
 
 
 @pytest.fixture()
-def local_runner(tmp_path):
-    from kfp import local
-
-    root = tmp_path / "pipeline_root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    return root
-
-
-@pytest.fixture()
 def churn_csv(tmp_path) -> Path:
     path = tmp_path / "data" / "churn.csv"
     path.parent.mkdir()

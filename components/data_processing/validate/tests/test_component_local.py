@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from kfp import dsl, local
+from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics
 
 from kfp_tabular.components.common.errors import ValidationFailed
@@ -55,9 +55,8 @@ def validation_pipeline(train_uri: str, eval_uri: str, schema_uri: str) -> Named
 
 
 @pytest.fixture
-def pipeline_root(tmp_path):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
-    return tmp_path
+def pipeline_root(local_runner):
+    return local_runner
 
 
 def test_local_run_on_default_data_passes(data, pipeline_root):

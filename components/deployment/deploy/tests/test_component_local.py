@@ -49,15 +49,6 @@ def deploy_pipeline(
 
 
 @pytest.fixture()
-def local_runner(tmp_path):
-    from kfp import local
-
-    root = tmp_path / "pipeline_root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    return root
-
-
-@pytest.fixture()
 def model_dir(tmp_path) -> Path:
     path = tmp_path / "upstream" / "model"
     path.mkdir(parents=True)

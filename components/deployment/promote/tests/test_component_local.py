@@ -14,15 +14,6 @@ from kfp_tabular.components.deployment.promote.component import promote_model
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
 
 
-@pytest.fixture()
-def local_runner(tmp_path):
-    from kfp import local
-
-    root = tmp_path / "pipeline_root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    return root
-
-
 def test_invalid_name_fails_before_touching_a_cluster(local_runner):
     with pytest.raises(RuntimeError):
         promote_model(isvc_name="Not_Valid", namespace="kfp-tabular", kubeconfig_path="/nonexistent")

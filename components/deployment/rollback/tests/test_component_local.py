@@ -14,15 +14,6 @@ from kfp_tabular.components.deployment.rollback.component import rollback_model
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
 
 
-@pytest.fixture()
-def local_runner(tmp_path):
-    from kfp import local
-
-    root = tmp_path / "pipeline_root"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    return root
-
-
 def test_invalid_namespace_fails_before_touching_a_cluster(local_runner):
     with pytest.raises(RuntimeError):
         rollback_model(isvc_name="churn", namespace="Bad Namespace", kubeconfig_path="/nonexistent")

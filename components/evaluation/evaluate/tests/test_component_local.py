@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from kfp import dsl, local
+from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from kfp_tabular.components.common.errors import ConfigError
@@ -52,12 +52,6 @@ def train_and_evaluate(train_uri: str, eval_uri: str, schema_uri: str, baseline_
         scored.outputs["metrics"],
         scored.outputs["classification_metrics"],
     )
-
-
-@pytest.fixture
-def local_runner(tmp_path):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    return tmp_path / "root"
 
 
 def test_train_then_evaluate_blesses_a_good_model(churn, local_runner):

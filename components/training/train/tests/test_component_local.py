@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import joblib
 import pytest
-from kfp import dsl, local
+from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Metrics, Model
 
 from kfp_tabular.components.common.artifacts import sha256_file
@@ -33,12 +33,6 @@ def train_from_files(train_uri: str, schema_uri: str, estimator: str, hyperparam
     )
     outputs = NamedTuple("Outputs", [("model", Model), ("metrics", Metrics)])
     return outputs(task.outputs["model"], task.outputs["metrics"])
-
-
-@pytest.fixture
-def local_runner(tmp_path):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    return tmp_path / "root"
 
 
 def test_train_component_writes_the_model_directory_and_metadata(churn, local_runner):

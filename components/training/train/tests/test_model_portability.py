@@ -155,9 +155,7 @@ def test_the_audit_catches_a_model_that_needs_this_package(tmp_path):
     joblib.dump(impure, tmp_path / "impure.joblib")
     modules = pickled_modules(tmp_path / "impure.joblib")
     assert "kfp_tabular" in modules
-    assert pickled_globals(tmp_path / "impure.joblib") >= {
-        ("kfp_tabular.components.training.train.core", "read_parquet")
-    }
+    assert pickled_globals(tmp_path / "impure.joblib") >= {("kfp_tabular.components.common.artifacts", "read_parquet")}
 
 
 def test_model_loads_and_predicts_where_kfp_tabular_cannot_be_imported(request_spec, tmp_path):
