@@ -24,6 +24,9 @@ def deploy_model(
     service_account_name: str = "",
     kubeconfig_path: str = "",
     timeout_seconds: int = 600,
+    publish_uri: str = "",
+    s3_endpoint_url: str = "",
+    pvc_mount_root: str = "",
 ) -> NamedTuple("Outputs", [("deployed", bool), ("reason", str), ("url", str)]):
     """Gate on the blessing, then render or apply the InferenceService that serves the model.
 
@@ -49,6 +52,11 @@ def deploy_model(
         service_account_name: Service account whose secret lets KServe read the model storage.
         kubeconfig_path: Kubeconfig for apply; empty: the pod's service account (in-cluster).
         timeout_seconds: How long apply waits for KServe (and again for a rollback).
+        publish_uri: ``s3://bucket/prefix`` (MinIO too) or ``pvc://claim/path``: copy a blessed model to
+            ``<publish_uri>/<sha256 prefix>`` (checksummed, immutable) and serve it from there. S3 credentials
+            come from the pod's environment (e.g. the storage Secret as env vars via kfp-kubernetes).
+        s3_endpoint_url: S3-compatible endpoint for publishing (MinIO); default from the environment.
+        pvc_mount_root: Where the ``pvc://`` claim is mounted in this pod (``kubernetes.mount_pvc``).
 
     Returns:
         deployed: True when apply left the model deployed (created, canaried, or already there).
@@ -74,6 +82,10 @@ def deploy_model(
         service_account_name=service_account_name,
         kubeconfig_path=kubeconfig_path,
         timeout_seconds=timeout_seconds,
+        publish_uri=publish_uri,
+        s3_endpoint_url=s3_endpoint_url,
+        pvc_mount_root=pvc_mount_root,
+        model_path=model.path,
     )
     for artifact in (manifest, status):
         artifact.metadata.update(

@@ -1474,6 +1474,10 @@ def deploy_action(
     kubeconfig_path: str = "",
     timeout_seconds: float = 600,
     api_client: Any = None,
+    publish_uri: str = "",
+    s3_endpoint_url: str = "",
+    pvc_mount_root: str = "",
+    model_path: str = "",
 ) -> dict:
     """Run the deploy component's logic: gate, then render or apply; write the manifest and status files.
 
@@ -1493,6 +1497,12 @@ def deploy_action(
         kubeconfig_path: Kubeconfig for apply; empty: in-cluster or default kubeconfig.
         timeout_seconds: Wait limit for apply.
         api_client: Use this client instead of loading one (tests, CLI).
+        publish_uri: ``s3://bucket/prefix`` or ``pvc://claim/path``: a blessed model is first published to
+            ``<publish_uri>/<first 16 hex of its sha256>`` (publish_model) and served from there. Excludes
+            ``storage_uri``.
+        s3_endpoint_url: S3-compatible endpoint for publishing (MinIO); default from the environment.
+        pvc_mount_root: Where the ``pvc://`` claim is mounted in this pod.
+        model_path: The model directory on this machine (the artifact's local path), needed to publish.
 
     Returns:
         ``{"deployed": bool, "reason": str, "url": str, ...}``, the same dict written to ``status_path``.
@@ -1508,6 +1518,11 @@ def deploy_action(
     mode = normalize_deployment_mode(deployment_mode)
     percent = _check_percent(canary_traffic_percent)
     _check_timeout(timeout_seconds)
+    if storage_uri and publish_uri:
+        raise ConfigError(
+            f"storage_uri and publish_uri: give one (storage_uri={storage_uri!r} names an already published model, "
+            f"publish_uri={publish_uri!r} publishes this one)"
+        )
     if storage_uri:
         check_storage_uri(storage_uri, allow_local=action == "render")
     blessed, gate_reason = gate(blessing_path)
@@ -1517,6 +1532,16 @@ def deploy_action(
         artifacts.write_text(manifest_path, f"# Nothing rendered or applied: {gate_reason}\n")
         artifacts.write_json(status_path, result)
         return result
+    if publish_uri:
+        model_dir = model_path or model_uri
+        digest = artifacts.sha256_file(Path(model_dir) / MODEL_FILES[0])[:16]
+        storage_uri = publish_model(
+            model_dir,
+            f"{publish_uri.rstrip('/')}/{digest}",
+            s3_endpoint_url=s3_endpoint_url,
+            pvc_mount_root=pvc_mount_root,
+        )
+        base["published_to"] = storage_uri
     if action == "render":
         uri = storage_uri or model_storage_uri(model_uri, allow_local=True)
         manifest = render_inference_service(

@@ -68,6 +68,7 @@ def train_and_deploy(
     canary_traffic_percent: int = 10,
     deployment_mode: str = "Knative",
     storage_uri: str = "",
+    publish_uri: str = "",
     service_account_name: str = "",
     kubeconfig_path: str = "",
     deploy_timeout_seconds: int = 600,
@@ -99,6 +100,7 @@ def train_and_deploy(
         canary_traffic_percent: Share of traffic the new model gets until promoted.
         deployment_mode: "Knative" (canaryTrafficPercent) or "Standard" (spec.canary where supported).
         storage_uri: Where KServe reads the model; empty derives it from the model artifact's URI.
+        publish_uri: Publish a blessed model under this s3:// (MinIO) or pvc:// prefix and serve it from there.
         service_account_name: ServiceAccount of the predictor (storage credentials).
         kubeconfig_path: Kubeconfig for the deploy step; empty uses the in-cluster configuration.
         deploy_timeout_seconds: How long to wait for the new revision before rolling back.
@@ -153,6 +155,7 @@ def train_and_deploy(
         canary_traffic_percent=canary_traffic_percent,
         deployment_mode=deployment_mode,
         storage_uri=storage_uri,
+        publish_uri=publish_uri,
         service_account_name=service_account_name,
         kubeconfig_path=kubeconfig_path,
         timeout_seconds=deploy_timeout_seconds,

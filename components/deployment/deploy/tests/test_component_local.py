@@ -30,6 +30,8 @@ def deploy_pipeline(
     namespace: str = "kfp-tabular",
     kubeconfig_path: str = "",
     canary_traffic_percent: int = 10,
+    publish_uri: str = "",
+    pvc_mount_root: str = "",
 ) -> NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)]):
     model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=True)
     blessing = dsl.importer(artifact_uri=blessing_uri, artifact_class=Artifact, reimport=True)
@@ -42,6 +44,8 @@ def deploy_pipeline(
         kubeconfig_path=kubeconfig_path,
         canary_traffic_percent=canary_traffic_percent,
         timeout_seconds=60,
+        publish_uri=publish_uri,
+        pvc_mount_root=pvc_mount_root,
     )
     task.set_caching_options(False)
     outputs = NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)])
@@ -94,6 +98,39 @@ def test_render_with_published_storage_uri_is_deployable(local_runner, tmp_path,
     assert "canaryTrafficPercent" not in manifest["spec"]["predictor"]
     status = json.loads(Path(run.outputs["status"].path).read_text())
     assert status["deployable"] is True and status["storage_uri"] == "s3://models/churn/v7"
+
+
+def test_render_publishes_a_blessed_model_to_a_pvc_and_serves_it_from_there(local_runner, tmp_path, model_dir):
+    mount = tmp_path / "mnt" / "model-store"
+    mount.mkdir(parents=True)
+    digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()[:16]
+    for _ in range(2):  # publishing the same model again is a no-op, not an error
+        run = deploy_pipeline(
+            model_uri=str(model_dir),
+            blessing_uri=str(blessing_file(tmp_path, True)),
+            publish_uri="pvc://model-store/churn",
+            pvc_mount_root=str(mount),
+        )
+        manifest = yaml.safe_load(Path(run.outputs["manifest"].path).read_text())
+        assert manifest["spec"]["predictor"]["model"]["storageUri"] == f"pvc://model-store/churn/{digest}"
+    published = mount / "churn" / digest
+    assert sorted(p.name for p in published.iterdir()) == ["metadata.json", "model.joblib"]
+    assert (published / "model.joblib").read_bytes() == (model_dir / "model.joblib").read_bytes()
+    status = json.loads(Path(run.outputs["status"].path).read_text())
+    assert status["published_to"] == f"pvc://model-store/churn/{digest}" and status["deployable"] is True
+
+
+def test_not_blessed_publishes_nothing(local_runner, tmp_path, model_dir):
+    mount = tmp_path / "mnt" / "model-store"
+    mount.mkdir(parents=True)
+    run = deploy_pipeline(
+        model_uri=str(model_dir),
+        blessing_uri=str(blessing_file(tmp_path, False)),
+        publish_uri="pvc://model-store/churn",
+        pvc_mount_root=str(mount),
+    )
+    assert run.outputs["deployed"] is False
+    assert list(mount.iterdir()) == []
 
 
 def test_render_not_blessed_renders_nothing(local_runner, tmp_path, model_dir):

@@ -338,6 +338,46 @@ def test_publish_to_s3_with_checksums(tmp_path, moto_s3):
         core.publish_model(str(other), "s3://models/churn/v1", s3_endpoint_url=moto_s3)
 
 
+def test_deploy_action_publishes_to_s3_before_rendering(tmp_path, moto_s3):
+    _s3(moto_s3).mkdir("published-models")
+    model = make_model_dir(tmp_path / "model", payload=os.urandom(2048))
+    blessing = tmp_path / "blessing.json"
+    blessing.write_text(json.dumps({"blessed": True, "reasons": ["roc_auc 0.84 >= 0.7"]}))
+    digest = hashlib.sha256((model / "model.joblib").read_bytes()).hexdigest()[:16]
+    result = core.deploy_action(
+        action="render",
+        blessing_path=str(blessing),
+        model_uri=str(model),
+        manifest_path=str(tmp_path / "manifest.yaml"),
+        status_path=str(tmp_path / "status.json"),
+        isvc_name="churn-classifier",
+        namespace="kfp-tabular",
+        publish_uri="s3://published-models/churn/",
+        s3_endpoint_url=moto_s3,
+    )
+    assert result["storage_uri"] == result["published_to"] == f"s3://published-models/churn/{digest}"
+    assert result["deployable"] is True
+    fs = _s3(moto_s3)
+    fs.invalidate_cache()
+    assert fs.cat_file(f"published-models/churn/{digest}/model.joblib") == (model / "model.joblib").read_bytes()
+
+
+def test_deploy_action_refuses_storage_uri_with_publish_uri(tmp_path):
+    with pytest.raises(ConfigError, match="storage_uri and publish_uri: give one"):
+        core.deploy_action(
+            action="render",
+            blessing_path=str(tmp_path / "blessing.json"),
+            model_uri=str(tmp_path),
+            manifest_path=str(tmp_path / "m.yaml"),
+            status_path=str(tmp_path / "s.json"),
+            isvc_name="churn-classifier",
+            namespace="kfp-tabular",
+            storage_uri="s3://models/a",
+            publish_uri="s3://models/b",
+        )
+    assert not (tmp_path / "m.yaml").exists() and not (tmp_path / "s.json").exists()
+
+
 def test_publish_to_s3_endpoint_from_environment(tmp_path, moto_s3, monkeypatch):
     fs = _s3(moto_s3)
     fs.mkdir("envbucket")
