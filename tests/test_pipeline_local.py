@@ -87,4 +87,14 @@ def test_drifted_data_fails_at_validation_naming_the_anomalies(tmp_path):
     assert summary.failed_task == "validate-data"
     assert "has_partner" in summary.anomalies_report and "payment_method" in summary.anomalies_report
     assert "train/model" not in summary.artifacts  # nothing downstream ran
-    assert "FAILED" in format_summary(summary)
+    # the first line of the task's error; the anomalies table above it names each one
+    assert summary.error.startswith("ValidationFailed: data validation failed: 4 anomalies"), summary.error
+    assert "FAILED" in format_summary(summary) and "error: ValidationFailed:" in format_summary(summary)
+
+
+def test_bad_input_ends_with_the_error_naming_the_file_and_column(tmp_path):
+    data = synthetic.write(synthetic.generate(200, 1), tmp_path / "small.csv")
+    summary = run_local(output_dir=tmp_path / "out", data_uri=str(data), label_column="nope")
+    assert not summary.succeeded and summary.failed_task == "ingest"
+    assert summary.error.startswith(f"DataError: {data}: label column 'nope' not found"), summary.error
+    assert not list((tmp_path / "out" / "runs").glob("*/ingest/train_data"))  # nothing half-written

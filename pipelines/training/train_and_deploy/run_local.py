@@ -13,12 +13,15 @@ Layout under the output directory (``./local_outputs`` by default, ignored by gi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import io
 import json
 import os
 import re
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,29 @@ class ProductionRegistry:
         with open(self.root / "history.jsonl", "a", encoding="utf-8") as history:
             history.write(json.dumps(entry, sort_keys=True) + "\n")
         return target
+
+
+_TASK_ERROR = re.compile(r"kfp_tabular\.components\.common\.errors\.(\w+): (.+)")
+
+
+class _ErrorTap(io.TextIOBase):
+    """Pass kfp.local's task output through to the terminal and keep the last kfp-tabular error it shows.
+
+    kfp.local prints each task's output (traceback included) line by line on stdout; the summary repeats the
+    error so that a failed run ends with its cause, not only with the name of the task.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last_error = ""
+
+    def write(self, text: str) -> int:
+        for match in _TASK_ERROR.finditer(text):
+            self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _latest_run_dir(runs_root: Path, started: set[str]) -> Path | None:
@@ -190,8 +216,10 @@ def run_local(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs_root), raise_on_error=True)
     before = {p.name for p in runs_root.iterdir()}
     error = ""
+    tap = _ErrorTap(sys.stdout)
     try:
-        train_and_deploy(data_uri=data_uri, **parameters)
+        with contextlib.redirect_stdout(tap):
+            train_and_deploy(data_uri=data_uri, **parameters)
     except RuntimeError as exc:
         error = str(exc)
     run_dir = _latest_run_dir(runs_root, before)
@@ -202,7 +230,7 @@ def run_local(
         plain = re.sub(r"\x1b\[[0-9;]*m", "", error)
         failed = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
         summary.failed_task = failed.group(1) if failed else ""
-        summary.error = plain
+        summary.error = tap.last_error or plain
     _collect(summary, run_dir)
     if summary.succeeded and summary.blessing.get("blessed"):
         model_dir = run_dir / "train" / "model"
@@ -217,6 +245,7 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"run directory: {summary.run_dir}")
     if not summary.succeeded:
         lines.append(f"failed task: {summary.failed_task or '?'}")
+        lines.append(f"error: {summary.error}")
     if summary.rows:
         keys = ("rows", "train_rows", "eval_rows", "columns", "positive_rate")
         lines.append("rows: " + ", ".join(f"{k}={summary.rows[k]}" for k in keys if k in summary.rows))
