@@ -76,3 +76,21 @@ def local_runner(tmp_path: Path) -> Path:
     root = tmp_path / "pipeline_root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def single_threaded_openmp() -> Iterator[None]:
+    """Run a test module's models on one OpenMP/BLAS thread, here and in the subprocesses it starts.
+
+    OpenMP spin-waits made HistGradientBoosting ~15x slower on a busy 2-core machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # for subprocesses (kfp.local tasks, isolated loads)
+    with threadpool_limits(limits=1):
+        yield
+    if previous is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = previous

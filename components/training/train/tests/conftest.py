@@ -1,7 +1,6 @@
 """Shared fixtures: small churn datasets as Parquet, a TFDV-inferred schema, single-threaded numerics."""
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -34,18 +33,9 @@ def schema_writer():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def single_threaded():
-    """OpenMP spin-waits make HistGradientBoosting ~15x slower on a busy 2-core machine: use one thread."""
-    from threadpoolctl import threadpool_limits
-
-    previous = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # for subprocesses (kfp.local tasks, isolated loads)
-    with threadpool_limits(limits=1):
-        yield
-    if previous is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = previous
+def single_threaded(single_threaded_openmp):
+    """HistGradientBoosting under one OpenMP thread here (see tests.plugin.single_threaded_openmp)."""
+    yield
 
 
 @pytest.fixture(scope="session")
