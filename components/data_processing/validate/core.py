@@ -368,7 +368,13 @@ def _read_parquet_table(data_path: str):
         raise DataError(f"{data_path}: expected a Parquet file ({exc})") from exc
 
 
-def _dataframe_statistics(data_path: str):
+def _stats_options(schema=None):
+    """TFDV statistics options; with a schema, INT features it marks categorical get categorical statistics."""
+    tfdv = _tfdv()
+    return tfdv.StatsOptions(schema=schema) if schema is not None else tfdv.StatsOptions()
+
+
+def _dataframe_statistics(data_path: str, schema=None):
     import pandas as pd
     import pyarrow as pa
 
@@ -378,7 +384,7 @@ def _dataframe_statistics(data_path: str):
         raise DataError(f"{data_path}: the Parquet file has no rows")
     # Nullable Int64 keeps integer columns with nulls integers (numpy int64 would turn them into floats).
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-    return tfdv.generate_statistics_from_dataframe(frame, tfdv.StatsOptions(), n_jobs=1)
+    return tfdv.generate_statistics_from_dataframe(frame, _stats_options(schema), n_jobs=1)
 
 
 def _beam_option(args: list[str], name: str) -> str:
@@ -392,7 +398,7 @@ def _beam_option(args: list[str], name: str) -> str:
     return ""
 
 
-def _beam_statistics(data_path: str, beam_pipeline_args: list[str]):
+def _beam_statistics(data_path: str, beam_pipeline_args: list[str], schema=None):
     import apache_beam as beam
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -426,7 +432,7 @@ def _beam_statistics(data_path: str, beam_pipeline_args: list[str]):
                 pipeline
                 | "ReadParquet" >> beam.io.ReadFromParquetBatched(data_path)
                 | "ToTFDVRecordBatches" >> beam.FlatMap(_to_record_batches)
-                | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
+                | "GenerateStatistics" >> tfdv.GenerateStatistics(_stats_options(schema))
                 | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(output)
             )
         with FileSystems.open(output) as handle:
@@ -462,6 +468,7 @@ def compute_statistics(
     backend: str = "dataframe",
     beam_pipeline_args: list[str] | None = None,
     output_path: str | None = None,
+    schema_uri: str = "",
 ):
     """Compute TFDV statistics of one Parquet file (as written by the ingest component).
 
@@ -473,6 +480,8 @@ def compute_statistics(
         beam_pipeline_args: Beam pipeline options, e.g. ``["--runner=DataflowRunner", "--temp_location=gs://..."]``.
             Remote runners write their result under ``--temp_location``.
         output_path: When given, the statistics are also written there (binary proto, atomically).
+        schema_uri: A schema to shape the statistics (INT features it marks categorical get value counts).
+            Statistics that ``validate`` compares (baseline, serving) must be computed with the same schema.
 
     Returns:
         A ``DatasetFeatureStatisticsList`` with one dataset. Boolean columns appear as INT features (0/1).
@@ -481,14 +490,18 @@ def compute_statistics(
         ConfigError: Unknown backend or malformed Beam arguments.
         DataError: The file is missing, not Parquet, or has no rows.
     """
-    stats = _compute_statistics(data_path, backend, _check_backend(backend, beam_pipeline_args))
+    schema = _read_schema(schema_uri)[1] if schema_uri else None
+    stats = _compute_statistics(data_path, backend, _check_backend(backend, beam_pipeline_args), schema)
     if output_path:
         _write_proto_binary(output_path, stats)
     return stats
 
 
-def _compute_statistics(data_path: str, backend: str, args: list[str]):
-    stats = _beam_statistics(data_path, args) if backend == "beam" else _dataframe_statistics(data_path)
+def _compute_statistics(data_path: str, backend: str, args: list[str], schema=None):
+    if backend == "beam":
+        stats = _beam_statistics(data_path, args, schema)
+    else:
+        stats = _dataframe_statistics(data_path, schema)
     if len(stats.datasets) != 1 or stats.datasets[0].num_examples == 0:
         raise DataError(f"{data_path}: the Parquet file has no rows")
     return stats
@@ -501,6 +514,29 @@ def _compute_statistics(data_path: str, backend: str, args: list[str]):
 
 def _feature_name(path_steps: Iterable[str]) -> str:
     return ".".join(path_steps)
+
+
+def _check_comparable(current, other, uri: str, field: str) -> None:
+    """Refuse statistics whose features were summarized differently (numeric vs categorical) from ours.
+
+    A categorical INT feature of the schema has value counts only when the schema was given to statistics
+    generation; comparing those with a numeric summary would report drift that is not there.
+    """
+
+    def kinds(stats):
+        return {
+            (_feature_name(f.path.step) if f.HasField("path") else f.name): f.WhichOneof("stats")
+            for f in stats.datasets[0].features
+        }
+
+    ours, theirs = kinds(current), kinds(other)
+    differ = sorted(name for name in ours.keys() & theirs.keys() if ours[name] != theirs[name])
+    if differ:
+        detail = ", ".join(f"{name} ({theirs[name]} there, {ours[name]} here)" for name in differ)
+        raise DataError(
+            f"{uri} ({field}): statistics not comparable with this run's for {detail}; compute them with the "
+            "same schema (compute_statistics(..., schema_uri=...))"
+        )
 
 
 def _statistics_feature_names(stats) -> list[str]:
@@ -773,13 +809,18 @@ def validate(
     baseline = load_statistics(baseline_statistics_uri, "baseline_statistics_uri") if baseline_statistics_uri else None
     serving = load_statistics(serving_statistics_uri, "serving_statistics_uri") if serving_statistics_uri else None
 
-    train = _compute_statistics(train_path, backend, args)
+    # A curated schema shapes the statistics too (categorical INT features get value counts for L-infinity).
+    train = _compute_statistics(train_path, backend, args, schema)
     if label_column not in _statistics_feature_names(train):
         raise DataError(
             f"{train_path}: label column {label_column!r} not found; columns: "
             f"{', '.join(_statistics_feature_names(train))}"
         )
-    evaluation = _compute_statistics(eval_path, backend, args)
+    evaluation = _compute_statistics(eval_path, backend, args, schema)
+    if baseline is not None:
+        _check_comparable(train, baseline, baseline_statistics_uri, "baseline_statistics_uri")
+    if serving is not None:
+        _check_comparable(train, serving, serving_statistics_uri, "serving_statistics_uri")
     train.datasets[0].name = "train"
     evaluation.datasets[0].name = "eval"
     if schema is None:

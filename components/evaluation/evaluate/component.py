@@ -17,7 +17,7 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     blessing: Output[Artifact],
     report: Output[Markdown],
-    thresholds: dict = {"roc_auc": 0.7},
+    thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
     baseline_model_uri: str = "",
     tolerance: float = 0.01,
 ) -> NamedTuple("Outputs", [("blessed", bool), ("reason", str)]):
@@ -37,9 +37,8 @@ def evaluate(
         report: Output Markdown report: metrics table (candidate, baseline, threshold, pass/fail), verdict,
             confusion matrix.
         thresholds: Metric name -> bound. Higher-is-better metrics (roc_auc, accuracy, precision, recall, f1,
-            r2) must reach the bound, lower-is-better ones (log_loss, rmse, mae) must not exceed it. The
-            default suits classification: for a regression model pass e.g. ``{"rmse": 10.0}`` or ``{}``
-            (roc_auc does not apply to regression and raises ConfigError).
+            r2) must be >= the bound, lower-is-better ones (log_loss, rmse, mae) <= it. Metrics of the other
+            task are skipped (the default, AUC >= 0.7 and R2 >= 0, fits either task); at least one must apply.
         baseline_model_uri: Model directory of the current model (local path or fsspec URL such as
             ``s3://bucket/models/churn/v3``); the candidate must not be worse by more than ``tolerance`` on
             each threshold metric (or on roc_auc / rmse when there are no thresholds). Empty: no baseline.

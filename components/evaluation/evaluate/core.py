@@ -149,6 +149,8 @@ def fetch_model_dir(uri: str, destination: str | os.PathLike) -> str:
     """
     if "://" not in uri:
         return uri
+    if uri.startswith("minio://"):  # KFP's default artifact store names MinIO objects this way; it speaks S3
+        uri = "s3://" + uri[len("minio://") :]
     if uri.startswith("file://"):
         return uri[len("file://") :]
     import fsspec
@@ -300,31 +302,58 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
     return out
 
 
-def check_thresholds(thresholds: dict | None, task: str) -> dict:
-    """Validate thresholds for a task and return them as ``{name: float}``.
+#: Bounds a metric can take: a threshold outside them can never be met (or always is) and is refused.
+METRIC_RANGES = {
+    "roc_auc": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "precision": (0.0, 1.0),
+    "recall": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "log_loss": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
+}
 
-    ``None`` means the default: ``{"roc_auc": 0.7}`` for classification, ``{}`` for regression.
+
+def check_thresholds(thresholds: dict | None, task: str) -> dict:
+    """Validate thresholds for a task and return those that apply as ``{name: float}``.
+
+    ``None`` means the default: ``{"roc_auc": 0.7}`` for classification, ``{}`` for regression. A mapping may
+    name metrics of both tasks (the pipeline's default ``{"roc_auc": 0.7, "r2": 0.0}`` does, so it fits
+    either task); those of the other task are skipped with a log line, but at least one must apply.
 
     Raises:
-        ConfigError: Not a mapping, an unknown metric or one that does not apply to the task, or a bound
-            that is not a finite number.
+        ConfigError: Not a mapping, a metric of neither task, only metrics of the other task, or a bound that
+            is not a finite number inside the metric's range.
     """
     if thresholds is None:
         return dict(DEFAULT_THRESHOLDS[task])
     if not isinstance(thresholds, dict):
         raise ConfigError(f"thresholds: expected a mapping of metric name to bound, got {type(thresholds).__name__}")
     valid = metric_names(task)
-    checked = {}
+    other = "regression" if task == "classification" else "classification"
+    checked, skipped = {}, []
     for name, bound in thresholds.items():
-        if name not in valid:
-            other = "regression" if task == "classification" else "classification"
-            hint = f" ({name} applies to {other} only)" if name in metric_names(other) else ""
-            raise ConfigError(
-                f"thresholds: unknown metric {name!r} for a {task} model{hint}; valid: {', '.join(valid)}"
-            )
+        if name not in valid and name not in metric_names(other):
+            raise ConfigError(f"thresholds: unknown metric {name!r} for a {task} model; valid: {', '.join(valid)}")
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
             raise ConfigError(f"thresholds: bound for {name!r} must be a finite number, got {bound!r}")
-        checked[name] = float(bound)
+        low, high = METRIC_RANGES[name]
+        if not low <= bound <= high:
+            raise ConfigError(f"thresholds: bound for {name!r} must lie in [{low}, {high}], got {bound!r}")
+        if name in valid:
+            checked[name] = float(bound)
+        else:
+            skipped.append(name)
+    if skipped and not checked:
+        names = ", ".join(skipped)
+        raise ConfigError(
+            f"thresholds: unknown metric {skipped[0]!r} for a {task} model ({names} applies to {other} only); "
+            f"valid: {', '.join(valid)}"
+        )
+    if skipped:
+        logger.info("thresholds: %s apply to %s models only; not checked for this %s model", skipped, other, task)
     return checked
 
 

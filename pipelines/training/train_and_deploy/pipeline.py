@@ -59,7 +59,7 @@ def train_and_deploy(
     beam_pipeline_args: list = [],
     estimator: str = "hist_gradient_boosting",
     hyperparameters: dict = {},
-    thresholds: dict = {"roc_auc": 0.7},
+    thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
     baseline_model_uri: str = "",
     tolerance: float = 0.01,
     isvc_name: str = "churn-classifier",
@@ -91,7 +91,8 @@ def train_and_deploy(
         beam_pipeline_args: Beam options for the statistics step, e.g. ["--runner=DataflowRunner", ...].
         estimator: "hist_gradient_boosting", "logistic_regression" or "random_forest".
         hyperparameters: Keyword arguments for the estimator.
-        thresholds: Metric bounds the model must meet to be blessed, e.g. {"roc_auc": 0.7}.
+        thresholds: Metric bounds the model must meet to be blessed; metrics of the other task are skipped, so
+            the default (AUC >= 0.7 for classification, R2 >= 0 for regression) fits either.
         baseline_model_uri: Model directory of the production model; the candidate must not be worse.
         tolerance: How much worse than the baseline (absolute) the candidate may be.
         isvc_name: Name of the KServe InferenceService.

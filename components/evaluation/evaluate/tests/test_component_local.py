@@ -115,10 +115,13 @@ def test_evaluate_python_func_with_a_baseline(trained, churn, tmp_path):
     assert json.loads(Path(arts["blessing"].path).read_text())["baseline_metrics"]["roc_auc"] > 0.75
 
 
-def test_evaluate_python_func_regression_needs_regression_thresholds(trained, churn, tmp_path):
+def test_evaluate_python_func_regression_thresholds(trained, churn, tmp_path):
     arts = _artifacts(tmp_path, trained["regression"], churn.eval)
+    # The default {"roc_auc": 0.7, "r2": 0.0} fits a regression model: its r2 floor applies, roc_auc is skipped.
+    blessed, reason = evaluate.python_func(label_column="monthly_charges", **arts)
+    assert reason.startswith("r2 ") and "roc_auc" not in reason
     with pytest.raises(ConfigError, match="roc_auc applies to classification only"):
-        evaluate.python_func(label_column="monthly_charges", **arts)  # the default {"roc_auc": 0.7}
+        evaluate.python_func(label_column="monthly_charges", thresholds={"roc_auc": 0.7}, **arts)
     blessed, reason = evaluate.python_func(label_column="monthly_charges", thresholds={"r2": 0.5}, **arts)
     assert blessed is True and reason.startswith("r2 ")
     assert "rmse" in arts["metrics"].metadata and "confusionMatrix" not in arts["classification_metrics"].metadata

@@ -186,6 +186,9 @@ def test_undefined_metric_fails_its_threshold_and_is_null_in_json(trained, churn
         ({"roc_auc": float("nan")}, "finite number"),
         ({"roc_auc": True}, "finite number"),
         (["roc_auc"], "expected a mapping"),
+        ({"roc_auc": 1.5}, r"bound for 'roc_auc' must lie in \[0.0, 1.0\], got 1.5"),
+        ({"f1": -0.2}, r"bound for 'f1' must lie in \[0.0, 1.0\]"),
+        ({"log_loss": -1}, r"bound for 'log_loss' must lie in \[0.0, inf\]"),
     ],
 )
 def test_bad_thresholds_are_config_errors(trained, churn, tmp_path, thresholds, match):
@@ -197,6 +200,15 @@ def test_bad_thresholds_are_config_errors(trained, churn, tmp_path, thresholds, 
 def test_classification_default_thresholds_do_not_apply_to_regression(trained, churn, tmp_path):
     with pytest.raises(ConfigError, match="roc_auc applies to classification only.*valid: rmse, mae, r2"):
         run(trained["regression"], churn.eval, tmp_path, label="monthly_charges", thresholds={"roc_auc": 0.7})
+
+
+def test_the_pipeline_default_fits_both_tasks(trained, churn, tmp_path):
+    default = {"roc_auc": 0.7, "r2": 0.0}
+    classified = run(trained["logistic"], churn.eval, tmp_path / "c", thresholds=default)[0]
+    assert classified.thresholds == {"roc_auc": 0.7} and classified.blessed
+    regressed = run(trained["regression"], churn.eval, tmp_path / "r", label="monthly_charges", thresholds=default)[0]
+    assert regressed.thresholds == {"r2": 0.0}
+    assert regressed.blessed == (regressed.metrics["r2"] >= 0.0)
 
 
 @pytest.mark.parametrize("tolerance", [-0.1, float("inf"), "0.1"])
