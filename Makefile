@@ -86,7 +86,7 @@ format: env
 	$(VENV)/bin/ruff format .
 
 # --- local serving ----------------------------------------------------------------------------------------
-serve: serve-env ## serve the newest model from `make run` (or MODEL_DIR) with KServe on port $(PORT)
+serve: serve-env ## serve the local production model (or MODEL_DIR) with KServe on 127.0.0.1:$(PORT)
 	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server \
 		$(if $(MODEL_DIR),--model_dir $(MODEL_DIR),--latest_under $(OUTPUTS)) --model_name $(MODEL_NAME) --http_port $(PORT)
 

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from kfp_tabular.components.common.errors import ConfigError, KfpTabularError
+
 DEFAULT_YAML = Path(__file__).resolve().parent / "training" / "train_and_deploy" / "pipeline.yaml"
 
 
@@ -28,20 +30,31 @@ def _parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def compile_pipeline(output: str | Path = DEFAULT_YAML) -> Path:
-    """Compile the pipeline to IR YAML and return the path."""
+def compile_pipeline(output: str | Path = DEFAULT_YAML, **storage) -> Path:
+    """Compile the pipeline to IR YAML and return the path.
+
+    Args:
+        output: Where to write the YAML.
+        **storage: Cluster storage wiring for ``build_pipeline`` (storage_secret, model_store_pvc,
+            model_store_mount); none gives the committed pipeline.
+    """
     from kfp import compiler
 
-    from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
+    from kfp_tabular.pipelines.training.train_and_deploy.pipeline import build_pipeline
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_func=train_and_deploy, package_path=str(output))
+    compiler.Compiler().compile(pipeline_func=build_pipeline(**storage), package_path=str(output))
     return output
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    path = compile_pipeline(args.output)
+    storage = {"storage_secret": args.storage_secret, "model_store_pvc": args.model_store_pvc}
+    if args.model_store_mount:
+        storage["model_store_mount"] = args.model_store_mount
+    if any(storage.values()) and Path(args.output).resolve() == DEFAULT_YAML.resolve():
+        raise ConfigError("--output: give a path of your own; the committed pipeline.yaml has no storage wiring")
+    path = compile_pipeline(args.output, **storage)
     print(f"compiled {path}")
     return 0
 
@@ -65,16 +78,20 @@ def _cmd_run_local(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
+
+    arguments = _parse_params(args.param)
+    check_parameters(arguments)
     import kfp
 
     client = kfp.Client(host=args.host, namespace=args.namespace or None)
     run = client.create_run_from_pipeline_package(
         str(args.package),
-        arguments=_parse_params(args.param),
+        arguments=arguments,
         run_name=args.run_name,
         experiment_name=args.experiment,
         service_account=args.service_account or None,
-        enable_caching=None,
+        enable_caching=False if args.no_cache else None,
     )
     print(f"submitted run {run.run_id} to {args.host}")
     return 0
@@ -112,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="compile the pipeline to IR YAML")
     p.add_argument("--output", default=str(DEFAULT_YAML), help="where to write the YAML (default: the committed one)")
+    p.add_argument("--storage-secret", default="", help="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for S3")
+    p.add_argument("--model-store-pvc", default="", help="PVC mounted in the deploy task for publish_uri=pvc://")
+    p.add_argument("--model-store-mount", default="", help="mount path of that PVC (default /mnt/model-store)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("run-local", help="run the pipeline on this machine with kfp.local")
@@ -131,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-name", default=None)
     p.add_argument("--namespace", default="", help="Kubeflow profile namespace (multi-user mode)")
     p.add_argument("--service-account", default="", help="ServiceAccount the run's pods use")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step again (the cache key of ingest is the data_uri string, not the data's content)",
+    )
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_submit)
 
@@ -157,9 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``kfp-tabular``."""
+    """Entry point of ``kfp-tabular``: bad input ends in one line naming the field, exit code 2."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KfpTabularError as exc:
+        print(f"kfp-tabular {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

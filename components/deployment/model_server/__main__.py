@@ -1,8 +1,9 @@
 """``python -m kfp_tabular.components.deployment.model_server``: serve one model directory with KServe.
 
-Every option of ``kserve.model_server.parser`` is accepted (``--http_port``, ``--workers``, ...). gRPC is off
-unless ``--enable_grpc true`` (then give a free ``--grpc_port``). KServe 0.21 binds REST to 0.0.0.0: its
-``RESTServer`` hard-codes uvicorn's host and offers no option to change it.
+Every option of ``kserve.model_server.parser`` is accepted (``--http_port``, ``--workers``, ...). REST binds
+``--host`` (default 127.0.0.1, this machine only; the cluster runtime passes ``--host 0.0.0.0``), which
+KServe 0.21 itself cannot do (see ``server.HostModelServer``). gRPC is off unless ``--enable_grpc true``
+(then give a free ``--grpc_port``; KServe binds it to ``[::]``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server
     from kserve.utils.utils import strtobool
 
-    from kfp_tabular.components.deployment.model_server.server import ENV_PREDICT_PROBA
+    from kfp_tabular.components.deployment.model_server.server import DEFAULT_HOST, ENV_PREDICT_PROBA
 
     parser = argparse.ArgumentParser(
         prog="python -m kfp_tabular.components.deployment.model_server",
@@ -29,7 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--latest_under",
         metavar="ROOT",
-        help="serve the newest model.joblib found below ROOT (e.g. ./local_outputs after `make run`)",
+        help=(
+            "serve the local production model ROOT/production/current.json names, else the newest blessed run's "
+            "model below ROOT/runs (e.g. ROOT=./local_outputs after `make run`)"
+        ),
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address the REST server binds: 127.0.0.1 for this machine only, 0.0.0.0 for all interfaces (in a pod)",
     )
     parser.add_argument(
         "--predict_proba",
@@ -43,26 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model and run the server until it is stopped; return 2 when the model cannot be loaded."""
-    import kserve
-
     from kfp_tabular.components.common.errors import DataError
-    from kfp_tabular.components.deployment.model_server.server import TabularModel, find_latest_model
+    from kfp_tabular.components.deployment.model_server.model_files import select_local_model
+    from kfp_tabular.components.deployment.model_server.server import HostModelServer, TabularModel
 
     args = build_parser().parse_args(argv)
     try:
-        model_dir = args.model_dir or find_latest_model(args.latest_under)
+        if args.model_dir:
+            model_dir = args.model_dir
+        else:
+            choice = select_local_model(args.latest_under)
+            model_dir = choice.model_dir
+            print(f"model: {model_dir}: {choice.reason}", file=sys.stderr, flush=True)
         model = TabularModel(args.model_name, model_dir, predict_proba=args.predict_proba)
         model.load()
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"serving {model_dir} as '{args.model_name}' on http://0.0.0.0:{args.http_port} "
+        f"serving {model_dir} as '{args.model_name}' on http://{host}:{args.http_port} "
         f"(V1 /v1/models/{args.model_name}:predict, V2 /v2/models/{args.model_name}/infer)",
         file=sys.stderr,
         flush=True,
     )
-    server = kserve.ModelServer(
+    server = HostModelServer(
+        host=args.host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Union
 import joblib
 import numpy as np
 import pandas as pd
-from kserve import Model
+from kserve import Model, ModelServer
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.utils.numpy_codec import from_np_dtype
@@ -44,13 +44,54 @@ from kfp_tabular.components.deployment.model_server.model_files import (
     read_metadata,
 )
 
-__all__ = ["ENV_PREDICT_PROBA", "TabularModel", "find_latest_model"]
+__all__ = ["DEFAULT_HOST", "ENV_PREDICT_PROBA", "HostModelServer", "TabularModel", "find_latest_model"]
 
 #: Environment variable (KServe's sklearn runtime uses the same name): "true" makes V1 return probabilities.
 ENV_PREDICT_PROBA = "PREDICT_PROBA"
 _TRUE_STRINGS = {"true": True, "1": True, "false": False, "0": False}
+#: The REST bind address of the command line: localhost for ``make serve``; the cluster runtime passes 0.0.0.0.
+DEFAULT_HOST = "127.0.0.1"
 
 logger = logging.getLogger(__name__)
+
+
+class HostModelServer(ModelServer):
+    """KServe's ``ModelServer`` with the REST server bound to ``host`` instead of KServe's fixed 0.0.0.0.
+
+    KServe 0.21's ``RESTServer`` builds its ``uvicorn.Config`` with ``host="0.0.0.0"`` and no way to change it.
+    ``ModelServer.start`` creates the REST server (one process, or the parent of ``--workers`` processes),
+    then runs ``_serve`` in a new event loop; uvicorn reads ``config.host`` only when it binds, which happens
+    inside ``_serve``. So ``_serve`` sets the host on that config first. gRPC (off unless enabled) still binds
+    ``[::]``, as KServe's ``GRPCServer`` fixes it too.
+    """
+
+    def __init__(self, *, host: str = DEFAULT_HOST, **kwargs: Any):
+        """Create the server.
+
+        Args:
+            host: Address the REST server binds: ``127.0.0.1`` for this machine only, ``0.0.0.0`` for all
+                IPv4 interfaces (what a pod needs), or any address uvicorn accepts.
+            **kwargs: Passed on to ``kserve.ModelServer``.
+        """
+        super().__init__(**kwargs)
+        self.host = host
+
+    async def _serve(self) -> None:
+        configs = [server.config for server in self._rest_servers()]
+        if not configs:
+            raise RuntimeError(
+                "HostModelServer: kserve.ModelServer.start created no REST server this class knows how to bind "
+                "(expected _rest_server or _rest_multiprocess_server._rest_server, as in kserve 0.21)"
+            )
+        for config in configs:
+            config.host = self.host
+        await super()._serve()
+
+    def _rest_servers(self) -> list:
+        servers = [self._rest_server]
+        if self._rest_multiprocess_server is not None:
+            servers.append(getattr(self._rest_multiprocess_server, "_rest_server", None))
+        return [server for server in servers if server is not None and hasattr(server, "config")]
 
 
 def _is_missing(value: Any) -> bool:

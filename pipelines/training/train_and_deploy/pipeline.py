@@ -5,7 +5,7 @@
 step reads it and changes nothing unless the model is blessed. Pure steps are cached; deploy never is.
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from kfp_tabular.components.data_processing.ingest.component import ingest
 from kfp_tabular.components.data_processing.validate.component import validate_data
@@ -39,127 +39,165 @@ def _resources(task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
     )
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="Ingest tabular data, validate it with TFDV, train a scikit-learn model, gate it on metrics "
-    "against thresholds and the production model, and deploy it to KServe as a canary.",
-)
-def train_and_deploy(
-    data_uri: str,
-    label_column: str = "churned",
-    eval_fraction: float = 0.2,
-    seed: int = 42,
-    task: str = "auto",
-    schema_uri: str = "",
-    baseline_statistics_uri: str = "",
-    numeric_drift_threshold: float = 0.1,
-    categorical_drift_threshold: float = 0.1,
-    fail_on_anomalies: bool = True,
-    statistics_backend: str = "dataframe",
-    beam_pipeline_args: list = [],
-    estimator: str = "hist_gradient_boosting",
-    hyperparameters: dict = {},
-    thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
-    baseline_model_uri: str = "",
-    tolerance: float = 0.01,
-    isvc_name: str = "churn-classifier",
-    namespace: str = "kfp-tabular",
-    deploy_action: str = "render",
-    canary_traffic_percent: int = 10,
-    deployment_mode: str = "Knative",
-    storage_uri: str = "",
-    publish_uri: str = "",
-    service_account_name: str = "",
-    kubeconfig_path: str = "",
-    deploy_timeout_seconds: int = 600,
-):
-    """Train, gate and deploy a tabular model.
+#: Keys of the storage Secret (manifests/storage) exposed to the tasks that read or write object storage.
+STORAGE_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY"}
+
+
+def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_store_mount: str = "/mnt/model-store"):
+    """Return the pipeline, optionally wired to cluster storage with kfp-kubernetes.
+
+    These are compile-time settings (they become the IR's Kubernetes platform spec): compile with them with
+    ``kfp-tabular compile --storage-secret ... --model-store-pvc ... --output my-pipeline.yaml``.
 
     Args:
-        data_uri: CSV or Parquet file (local path, file://, https://, gs://, s3://).
-        label_column: Name of the label column.
-        eval_fraction: Share of rows held out for evaluation (stratified for classification).
-        seed: Seed of the split and the estimator.
-        task: "classification", "regression" or "auto" (inferred from the label).
-        schema_uri: Curated TFDV schema (pbtxt) under version control; empty infers one from the train split.
-        baseline_statistics_uri: TFDV statistics of the production training data, for drift; empty compares
-            eval with train.
-        numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature has drifted.
-        categorical_drift_threshold: L-infinity distance above which a categorical feature has drifted.
-        fail_on_anomalies: Fail the run on anomalies or drift (false: report them and go on).
-        statistics_backend: "dataframe" (one machine) or "beam" (Apache Beam, see beam_pipeline_args).
-        beam_pipeline_args: Beam options for the statistics step, e.g. ["--runner=DataflowRunner", ...].
-        estimator: "hist_gradient_boosting", "logistic_regression" or "random_forest".
-        hyperparameters: Keyword arguments for the estimator.
-        thresholds: Metric bounds the model must meet to be blessed; metrics of the other task are skipped, so
-            the default (AUC >= 0.7 for classification, R2 >= 0 for regression) fits either.
-        baseline_model_uri: Model directory of the production model; the candidate must not be worse.
-        tolerance: How much worse than the baseline (absolute) the candidate may be.
-        isvc_name: Name of the KServe InferenceService.
-        namespace: Namespace of the InferenceService.
-        deploy_action: "render" writes the InferenceService manifest only; "apply" rolls it out.
-        canary_traffic_percent: Share of traffic the new model gets until promoted.
-        deployment_mode: "Knative" (canaryTrafficPercent) or "Standard" (spec.canary where supported).
-        storage_uri: Where KServe reads the model; empty derives it from the model artifact's URI.
-        publish_uri: Publish a blessed model under this s3:// (MinIO) or pvc:// prefix and serve it from there.
-        service_account_name: ServiceAccount of the predictor (storage credentials).
-        kubeconfig_path: Kubeconfig for the deploy step; empty uses the in-cluster configuration.
-        deploy_timeout_seconds: How long to wait for the new revision before rolling back.
+        storage_secret: Secret with ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (manifests/storage), given as
+            environment to every task that reads or writes S3/MinIO (ingest, validate, evaluate, deploy).
+        model_store_pvc: PersistentVolumeClaim mounted into the deploy task, so ``publish_uri=pvc://<claim>/...``
+            can copy models onto it.
+        model_store_mount: Where that claim is mounted in the deploy task.
+
+    Returns:
+        The ``@dsl.pipeline`` function.
     """
-    ingest_task = ingest(
-        data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task
-    )
-    _resources(ingest_task, "ingest").set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0)
 
-    validate_task = validate_data(
-        train_data=ingest_task.outputs["train_data"],
-        eval_data=ingest_task.outputs["eval_data"],
-        label_column=label_column,
-        schema_uri=schema_uri,
-        baseline_statistics_uri=baseline_statistics_uri,
-        numeric_drift_threshold=numeric_drift_threshold,
-        categorical_drift_threshold=categorical_drift_threshold,
-        fail_on_anomalies=fail_on_anomalies,
-        statistics_backend=statistics_backend,
-        beam_pipeline_args=beam_pipeline_args,
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Ingest tabular data, validate it with TFDV, train a scikit-learn model, gate it on metrics "
+        "against thresholds and the production model, and deploy it to KServe as a canary.",
     )
-    # No retry: anomalies fail the same way every time; the only I/O (the statistics baseline) is small.
-    _resources(validate_task, "validate")
+    def train_and_deploy(
+        data_uri: str,
+        label_column: str = "churned",
+        eval_fraction: float = 0.2,
+        seed: int = 42,
+        task: str = "auto",
+        schema_uri: str = "",
+        baseline_statistics_uri: str = "",
+        numeric_drift_threshold: float = 0.1,
+        categorical_drift_threshold: float = 0.1,
+        fail_on_anomalies: bool = True,
+        statistics_backend: str = "dataframe",
+        beam_pipeline_args: list = [],
+        estimator: str = "hist_gradient_boosting",
+        hyperparameters: dict = {},
+        thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
+        baseline_model_uri: str = "",
+        tolerance: float = 0.01,
+        isvc_name: str = "churn-classifier",
+        namespace: str = "kfp-tabular",
+        deploy_action: str = "render",
+        canary_traffic_percent: int = 10,
+        deployment_mode: str = "Knative",
+        storage_uri: str = "",
+        publish_uri: str = "",
+        s3_endpoint_url: str = "",
+        service_account_name: str = "",
+        kubeconfig_path: str = "",
+        deploy_timeout_seconds: int = 600,
+    ):
+        """Train, gate and deploy a tabular model.
 
-    train_task = train(
-        train_data=ingest_task.outputs["train_data"],
-        schema=validate_task.outputs["schema"],
-        label_column=label_column,
-        estimator=estimator,
-        hyperparameters=hyperparameters,
-        task=ingest_task.outputs["task"],
-        seed=seed,
-    )
-    _resources(train_task, "train")
+        Args:
+            data_uri: CSV or Parquet file (local path, file://, https://, gs://, s3://).
+            label_column: Name of the label column.
+            eval_fraction: Share of rows held out for evaluation (stratified for classification).
+            seed: Seed of the split and the estimator.
+            task: "classification", "regression" or "auto" (inferred from the label).
+            schema_uri: Curated TFDV schema (pbtxt) under version control; empty infers one from the train split.
+            baseline_statistics_uri: TFDV statistics of the production training data, for drift; empty compares
+                eval with train.
+            numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature has drifted.
+            categorical_drift_threshold: L-infinity distance above which a categorical feature has drifted.
+            fail_on_anomalies: Fail the run on anomalies or drift (false: report them and go on).
+            statistics_backend: "dataframe" (one machine) or "beam" (Apache Beam, see beam_pipeline_args).
+            beam_pipeline_args: Beam options for the statistics step, e.g. ["--runner=DataflowRunner", ...].
+            estimator: "hist_gradient_boosting", "logistic_regression" or "random_forest".
+            hyperparameters: Keyword arguments for the estimator.
+            thresholds: Metric bounds the model must meet to be blessed; metrics of the other task are skipped, so
+                the default (AUC >= 0.7 for classification, R2 >= 0 for regression) fits either.
+            baseline_model_uri: Model directory of the production model; the candidate must not be worse.
+            tolerance: How much worse than the baseline (absolute) the candidate may be.
+            isvc_name: Name of the KServe InferenceService.
+            namespace: Namespace of the InferenceService.
+            deploy_action: "render" writes the InferenceService manifest only; "apply" rolls it out.
+            canary_traffic_percent: Share of traffic the new model gets until promoted.
+            deployment_mode: "Knative" (canaryTrafficPercent) or "Standard" (spec.canary where supported).
+            storage_uri: Where KServe reads the model; empty derives it from the model artifact's URI.
+            publish_uri: Publish a blessed model under this s3:// (MinIO) or pvc:// prefix and serve it from there
+                (pvc:// needs the pipeline compiled with a model-store PVC, see build_pipeline).
+            s3_endpoint_url: S3-compatible endpoint (MinIO) for publishing, e.g. http://minio-service.kubeflow:9000.
+            service_account_name: ServiceAccount of the predictor (storage credentials).
+            kubeconfig_path: Kubeconfig for the deploy step; empty uses the in-cluster configuration.
+            deploy_timeout_seconds: How long to wait for the new revision before rolling back.
+        """
+        ingest_task = ingest(
+            data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task
+        )
+        _resources(ingest_task, "ingest").set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0)
 
-    evaluate_task = evaluate(
-        model=train_task.outputs["model"],
-        eval_data=ingest_task.outputs["eval_data"],
-        label_column=label_column,
-        thresholds=thresholds,
-        baseline_model_uri=baseline_model_uri,
-        tolerance=tolerance,
-    )
-    _resources(evaluate_task, "evaluate")
+        validate_task = validate_data(
+            train_data=ingest_task.outputs["train_data"],
+            eval_data=ingest_task.outputs["eval_data"],
+            label_column=label_column,
+            schema_uri=schema_uri,
+            baseline_statistics_uri=baseline_statistics_uri,
+            numeric_drift_threshold=numeric_drift_threshold,
+            categorical_drift_threshold=categorical_drift_threshold,
+            fail_on_anomalies=fail_on_anomalies,
+            statistics_backend=statistics_backend,
+            beam_pipeline_args=beam_pipeline_args,
+        )
+        # No retry: anomalies fail the same way every time; the only I/O (the statistics baseline) is small.
+        _resources(validate_task, "validate")
 
-    deploy_task = deploy_model(
-        model=train_task.outputs["model"],
-        blessing=evaluate_task.outputs["blessing"],
-        isvc_name=isvc_name,
-        namespace=namespace,
-        action=deploy_action,
-        canary_traffic_percent=canary_traffic_percent,
-        deployment_mode=deployment_mode,
-        storage_uri=storage_uri,
-        publish_uri=publish_uri,
-        service_account_name=service_account_name,
-        kubeconfig_path=kubeconfig_path,
-        timeout_seconds=deploy_timeout_seconds,
-    )
-    # A deploy has side effects: never served from cache, never retried blindly (it rolls back on failure).
-    _resources(deploy_task, "deploy").set_caching_options(enable_caching=False)
+        train_task = train(
+            train_data=ingest_task.outputs["train_data"],
+            schema=validate_task.outputs["schema"],
+            label_column=label_column,
+            estimator=estimator,
+            hyperparameters=hyperparameters,
+            task=ingest_task.outputs["task"],
+            seed=seed,
+        )
+        _resources(train_task, "train")
+
+        evaluate_task = evaluate(
+            model=train_task.outputs["model"],
+            eval_data=ingest_task.outputs["eval_data"],
+            label_column=label_column,
+            thresholds=thresholds,
+            baseline_model_uri=baseline_model_uri,
+            tolerance=tolerance,
+        )
+        _resources(evaluate_task, "evaluate")
+
+        deploy_task = deploy_model(
+            model=train_task.outputs["model"],
+            blessing=evaluate_task.outputs["blessing"],
+            isvc_name=isvc_name,
+            namespace=namespace,
+            action=deploy_action,
+            canary_traffic_percent=canary_traffic_percent,
+            deployment_mode=deployment_mode,
+            storage_uri=storage_uri,
+            publish_uri=publish_uri,
+            s3_endpoint_url=s3_endpoint_url,
+            pvc_mount_root=model_store_mount if model_store_pvc else "",
+            service_account_name=service_account_name,
+            kubeconfig_path=kubeconfig_path,
+            timeout_seconds=deploy_timeout_seconds,
+        )
+        # A deploy has side effects: never served from cache, never retried blindly (it rolls back on failure).
+        _resources(deploy_task, "deploy").set_caching_options(enable_caching=False)
+
+        if storage_secret:
+            for task in (ingest_task, validate_task, evaluate_task, deploy_task):
+                kubernetes.use_secret_as_env(task, secret_name=storage_secret, secret_key_to_env=STORAGE_SECRET_KEYS)
+        if model_store_pvc:
+            kubernetes.mount_pvc(deploy_task, pvc_name=model_store_pvc, mount_path=model_store_mount)
+
+    return train_and_deploy
+
+
+#: The pipeline as committed in pipeline.yaml: no cluster storage wiring (artifacts' own URIs are served).
+train_and_deploy = build_pipeline()

@@ -192,8 +192,10 @@ def run_local(
     """
     from kfp import local
 
+    from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
     from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
 
+    check_parameters({**parameters, **({"data_uri": data_uri} if data_uri else {})})
     output_dir = Path(output_dir).resolve()
     runs_root = output_dir / "runs"
     runs_root.mkdir(parents=True, exist_ok=True)

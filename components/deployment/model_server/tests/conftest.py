@@ -7,6 +7,7 @@ fail). A failing test gets the log of the server it used appended to its report.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -48,6 +49,41 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _proc_net_address(hex_address: str) -> str:
+    """``0100007F`` -> ``127.0.0.1``; a 32-digit tcp6 address likewise (each 32-bit word is host-endian)."""
+    raw = bytes.fromhex(hex_address)
+    host_order = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(host_order))
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Addresses with a socket in LISTEN state on TCP ``port``, from ``/proc/net/tcp`` and ``/proc/net/tcp6``.
+
+    ``0100007F:1F90`` is 127.0.0.1:8080, ``00000000:1F90`` is 0.0.0.0:8080 (all interfaces).
+    """
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table, encoding="ascii") as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                address, port_hex = fields[1].split(":")
+                if fields[3] == "0A" and int(port_hex, 16) == port:
+                    found.add(_proc_net_address(address))
+    return found
+
+
+def connects(host: str, port: int) -> bool:
+    """True when a TCP connection to ``host:port`` is accepted."""
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 class HttpResult:
@@ -287,3 +323,17 @@ def serve_cli(serve_env):
 @pytest.fixture(scope="session")
 def pipeline_python():
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def listening_on():
+    """``listening_on(port) -> set[str]``: the addresses a socket listens on for that TCP port (/proc/net)."""
+    if not os.path.exists("/proc/net/tcp"):
+        pytest.skip("/proc/net/tcp is not available (not Linux): cannot see which address a socket is bound to")
+    return listening_addresses
+
+
+@pytest.fixture(scope="session")
+def tcp_connects():
+    """``tcp_connects(host, port) -> bool``."""
+    return connects

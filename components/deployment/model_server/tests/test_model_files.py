@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
 
@@ -13,6 +15,7 @@ from kfp_tabular.components.deployment.model_server.model_files import (
     find_latest_model,
     find_model_file,
     read_metadata,
+    select_local_model,
 )
 
 GOOD_META = {
@@ -115,45 +118,167 @@ def test_read_metadata_rejects_bad_fields_naming_file_and_field(tmp_path, meta, 
     assert fragment in str(err.value)
 
 
-def test_find_latest_model_picks_newest_model_joblib_recursively(tmp_path):
+def make_run(root, name, blessed, mtime, blessing_extra=None, model_bytes=b"model"):
+    """runs/<name>/train/model/model.joblib (mtime set) and, unless blessed is None, evaluate/blessing."""
+    model_dir = root / "runs" / name / "train" / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.joblib").write_bytes(model_bytes)
+    os.utime(model_dir / "model.joblib", (mtime, mtime))
+    if blessed is not None:
+        blessing = root / "runs" / name / "evaluate" / "blessing"
+        blessing.parent.mkdir(parents=True)
+        body = {"blessed": blessed, "reasons": ["roc_auc 0.61 < 0.7"] if blessed is False else []}
+        blessing.write_text(json.dumps({**body, **(blessing_extra or {})}), encoding="utf-8")
+    return model_dir
+
+
+def make_production(root, name, mtime=None):
+    """production/<name>/model/model.joblib and production/current.json naming it."""
+    model_dir = root / "production" / name / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.joblib").write_bytes(b"production")
+    if mtime is not None:
+        os.utime(model_dir / "model.joblib", (mtime, mtime))
+    record = {"run": name, "model_dir": str(model_dir), "promoted_at": "2026-11-26T10:00:00+00:00"}
+    (root / "production" / "current.json").write_text(json.dumps(record), encoding="utf-8")
+    return model_dir
+
+
+def test_production_model_is_preferred_over_newer_blessed_runs(tmp_path):
     now = time.time()
-    dirs = {}
-    for i, rel in enumerate(["run-a/train/model", "run-b/deep/er/model", "run-c/model"]):
-        directory = tmp_path / rel
-        directory.mkdir(parents=True)
-        (directory / "model.joblib").write_bytes(b"x")
-        dirs[rel] = directory
-    os.utime(dirs["run-a/train/model"] / "model.joblib", (now - 300, now - 300))
-    os.utime(dirs["run-b/deep/er/model"] / "model.joblib", (now - 10, now - 10))
-    os.utime(dirs["run-c/model"] / "model.joblib", (now - 200, now - 200))
-    # a newer directory mtime must not matter, only the model file's
-    os.utime(dirs["run-c/model"], (now, now))
-    assert find_latest_model(tmp_path) == dirs["run-b/deep/er/model"]
-    os.utime(dirs["run-a/train/model"] / "model.joblib", (now, now))
-    assert find_latest_model(str(tmp_path)) == dirs["run-a/train/model"]
+    production = make_production(tmp_path, "run-1", mtime=now - 500)
+    make_run(tmp_path, "run-2", True, now - 10)
+    make_run(tmp_path, "run-3", False, now)
+    choice = select_local_model(tmp_path)
+    assert choice.model_dir == production
+    assert str(tmp_path / "production" / "current.json") in choice.reason
+    assert "production model" in choice.reason and "run-1" in choice.reason
+    assert find_latest_model(str(tmp_path)) == production
 
 
-def test_find_latest_model_skips_hidden_staging_directories(tmp_path):
-    visible = tmp_path / "run" / "model"
-    visible.mkdir(parents=True)
-    (visible / "model.joblib").write_bytes(b"x")
-    staged = tmp_path / "run" / ".model.x1.tmp" / "model"
-    staged.mkdir(parents=True)
-    (staged / "model.joblib").write_bytes(b"half")
-    past = time.time() - 100
-    os.utime(visible / "model.joblib", (past, past))
-    assert find_latest_model(tmp_path) == visible
+def test_find_latest_model_logs_which_model_and_why(tmp_path, caplog):
+    production = make_production(tmp_path, "run-1")
+    with caplog.at_level(logging.INFO, logger="kfp_tabular.components.deployment.model_server.model_files"):
+        assert find_latest_model(tmp_path) == production
+    assert f"serving {production}: the local production model named by" in caplog.text
 
 
-def test_find_latest_model_only_counts_model_joblib(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "model.pkl").write_bytes(b"x")
-    with pytest.raises(DataError, match=r"no model.joblib found .*run `make run` first"):
+@pytest.mark.parametrize(
+    "record, why",
+    [
+        ("{half written", "is not valid JSON"),
+        ("[]", "is not a JSON object"),
+        ({"run": "x"}, "has no 'model_dir'"),
+        ({"model_dir": "gone"}, "gone: model directory not found"),
+        ({"model_dir": "empty"}, "found none"),
+    ],
+)
+def test_unusable_production_record_falls_back_to_the_newest_blessed_run(tmp_path, record, why):
+    (tmp_path / "empty").mkdir()
+    if isinstance(record, dict) and "model_dir" in record:
+        record = {"model_dir": str(tmp_path / record["model_dir"])}
+    (tmp_path / "production").mkdir()
+    text = record if isinstance(record, str) else json.dumps(record)
+    (tmp_path / "production" / "current.json").write_text(text, encoding="utf-8")
+    blessed = make_run(tmp_path, "run-1", True, time.time())
+    choice = select_local_model(tmp_path)
+    assert choice.model_dir == blessed
+    assert "the newest of 1 blessed run(s)" in choice.reason
+    assert why in choice.reason
+
+
+def test_newer_not_blessed_and_failed_runs_are_ignored(tmp_path):
+    now = time.time()
+    make_run(tmp_path, "run-1", True, now - 300)
+    blessed = make_run(tmp_path, "run-2", True, now - 200)
+    make_run(tmp_path, "run-3", False, now - 100)  # evaluated, not blessed
+    make_run(tmp_path, "run-4", None, now)  # failed after train: no blessing
+    make_run(tmp_path, "run-5", True, now, model_bytes=b"other", blessing_extra={"model_sha256": "0" * 64})
+    choice = select_local_model(tmp_path)
+    assert choice.model_dir == blessed
+    assert "the newest of 2 blessed run(s)" in choice.reason
+    assert "3 newer run(s) ignored as failed or not blessed" in choice.reason
+    assert "production/current.json does not exist" in choice.reason
+
+
+def test_blessing_with_matching_sha256_counts(tmp_path):
+    digest = hashlib.sha256(b"model").hexdigest()
+    blessed = make_run(tmp_path, "run-1", True, time.time(), blessing_extra={"model_sha256": digest})
+    assert select_local_model(tmp_path).model_dir == blessed
+
+
+def test_newest_blessed_run_by_model_file_mtime_in_nested_run_folders(tmp_path):
+    now = time.time()
+    a = make_run(tmp_path, "pipeline-a/run-1", True, now - 100)
+    b = make_run(tmp_path, "run-2", True, now - 50)
+    os.utime(a, (now, now))  # the directory's mtime does not count, only the model file's
+    assert select_local_model(tmp_path).model_dir == b
+    os.utime(a / "model.joblib", (now, now))
+    assert select_local_model(tmp_path).model_dir == a
+
+
+def test_models_outside_runs_train_model_and_hidden_staging_folders_are_not_candidates(tmp_path):
+    now = time.time()
+    blessed = make_run(tmp_path, "run-1", True, now - 100)
+    # each of these is newer and has a blessed evaluate/blessing beside it, so only its place keeps it out
+    staged = make_run(tmp_path, "run-2", True, now)
+    staged.rename(staged.parent / ".model.x1.tmp")
+    make_run(tmp_path, ".run-3.tmp", True, now)
+    for where in ("scratch", "runs/run-4/tune"):
+        model_dir = tmp_path / where / "model"
+        model_dir.mkdir(parents=True)
+        (model_dir / "model.joblib").write_bytes(b"model")
+        blessing = tmp_path / where / ".." / "evaluate" / "blessing"
+        blessing.parent.mkdir(parents=True, exist_ok=True)
+        blessing.write_text('{"blessed": true}', encoding="utf-8")
+    choice = select_local_model(tmp_path)
+    assert choice.model_dir == blessed
+    assert "the newest of 1 blessed run(s)" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "blessing, fragment",
+    [
+        ("{oops", "evaluate/blessing is not valid JSON"),
+        ('"yes"', "evaluate/blessing is not a JSON object"),
+        ('{"blessed": "true"}', "not blessed (blessed is not true)"),
+        ('{"blessed": false, "reasons": ["roc_auc 0.61 < 0.7"]}', "not blessed (roc_auc 0.61 < 0.7)"),
+    ],
+)
+def test_no_blessed_model_error_says_why_each_run_was_passed_over(tmp_path, blessing, fragment):
+    model_dir = make_run(tmp_path, "run-1", None, time.time())
+    (tmp_path / "runs" / "run-1" / "evaluate").mkdir()
+    (tmp_path / "runs" / "run-1" / "evaluate" / "blessing").write_text(blessing, encoding="utf-8")
+    failed = make_run(tmp_path, "run-2", None, time.time())
+    with pytest.raises(DataError) as err:
         find_latest_model(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"no blessed model under {tmp_path}: run `make run` first, or pass --model_dir")
+    assert f"{model_dir}: {fragment}" in message
+    assert f"{failed}: no evaluate/blessing (the run failed or stopped before evaluate)" in message
 
 
-def test_find_latest_model_missing_root(tmp_path):
+def test_no_blessed_model_when_runs_hold_no_model(tmp_path):
+    (tmp_path / "runs" / "run-1" / "train" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "run-1" / "train" / "model" / "metadata.json").write_text("{}")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "model.joblib").write_bytes(b"x")
+    with pytest.raises(DataError) as err:
+        find_latest_model(tmp_path)
+    message = str(err.value)
+    assert f"no blessed model under {tmp_path}: run `make run` first, or pass --model_dir" in message
+    assert "run-1/train/model: expected exactly one" in message
+
+
+def test_no_blessed_model_in_an_empty_root(tmp_path):
+    with pytest.raises(DataError) as err:
+        find_latest_model(tmp_path)
+    assert f"{tmp_path / 'runs'} holds no <run>/train/model with a model file" in str(err.value)
+
+
+def test_missing_root(tmp_path):
     with pytest.raises(DataError) as err:
         find_latest_model(tmp_path / "local_outputs")
-    assert "local_outputs: no such directory" in str(err.value)
-    assert "run `make run` first" in str(err.value)
+    message = str(err.value)
+    assert f"no blessed model under {tmp_path / 'local_outputs'} (the directory does not exist)" in message
+    assert "run `make run` first, or pass --model_dir" in message

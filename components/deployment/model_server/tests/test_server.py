@@ -244,21 +244,55 @@ def test_non_json_body_is_400_naming_the_content_type(server, records):
     assert "application/json" in result.body["error"]
 
 
-def test_predict_proba_env_and_latest_under_pick_the_newest_model(
+def test_default_host_listens_on_loopback_only(server, listening_on, tcp_connects):
+    """The `server` fixture passes no --host: like `make serve`, it must listen on 127.0.0.1 only."""
+    assert listening_on(server.port) == {"127.0.0.1"}, server.log_text()
+    assert server.get("/v2/health/ready").status == 200
+    # all of 127.0.0.0/8 is this machine, but a socket bound to 127.0.0.1 does not accept 127.0.0.2
+    assert not tcp_connects("127.0.0.2", server.port)
+    assert f"on http://127.0.0.1:{server.port} " in server.log_text()
+
+
+def test_host_all_interfaces_for_the_cluster_runtime(start_server, churn_model_dir, listening_on, tcp_connects):
+    proc = start_server(["--model_dir", str(churn_model_dir), "--host", "0.0.0.0"], model_name="churn-all")
+    proc.wait_ready()
+    assert listening_on(proc.port) == {"0.0.0.0"}, proc.log_text()
+    assert tcp_connects("127.0.0.2", proc.port)
+    assert http_get_status(f"http://127.0.0.2:{proc.port}/v2/models/churn-all/ready") == 200
+
+
+def http_get_status(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status
+
+
+def make_run(root, name, model_from, blessed, mtime):
+    """A `make run` run directory: runs/<name>/train/model and, unless blessed is None, evaluate/blessing."""
+    model_dir = root / "runs" / name / "train" / "model"
+    shutil.copytree(model_from, model_dir)
+    os.utime(model_dir / "model.joblib", (mtime, mtime))
+    if blessed is not None:
+        blessing = root / "runs" / name / "evaluate" / "blessing"
+        blessing.parent.mkdir(parents=True)
+        blessing.write_text(json.dumps({"blessed": blessed, "reasons": ["test"]}), encoding="utf-8")
+    return model_dir
+
+
+def test_latest_under_serves_the_production_model_with_predict_proba_env(
     start_server, churn_model_dir, churn_model, test_rows, records, tmp_path
 ):
+    """production/current.json wins over newer runs, blessed or not; every other model here would not load."""
     root = tmp_path / "local_outputs"
-    old = root / "run-1" / "train" / "model"
-    new = root / "run-2" / "train" / "model"
-    shutil.copytree(churn_model_dir, old)
-    (old / "metadata.json").write_text("{ this model must not be picked", encoding="utf-8")
-    shutil.copytree(churn_model_dir, new)
-    hidden = root / "run-3" / ".model.abc.tmp" / "model"
-    hidden.mkdir(parents=True)
-    (hidden / "model.joblib").write_bytes(b"half-written")
+    production = root / "production" / "run-1" / "model"
+    shutil.copytree(churn_model_dir, production)
+    record = {"run": "run-1", "model_dir": str(production), "promoted_at": "2026-11-26T00:00:00+00:00"}
+    (root / "production" / "current.json").write_text(json.dumps(record), encoding="utf-8")
     now = time.time()
-    os.utime(old / "model.joblib", (now - 100, now - 100))
-    os.utime(new / "model.joblib", (now - 50, now - 50))
+    for name, blessed in (("run-2", True), ("run-3", False), ("run-4", None)):
+        model_dir = make_run(root, name, churn_model_dir, blessed, now - 10)
+        (model_dir / "model.joblib").write_bytes(b"must not be served")
     proc = start_server(["--latest_under", str(root)], env={"PREDICT_PROBA": "true"}, model_name="churn-proba")
     proc.wait_ready()
     labels, proba = reference(churn_model, test_rows)
@@ -267,7 +301,32 @@ def test_predict_proba_env_and_latest_under_pick_the_newest_model(
     assert result.body["classes"] == [0, 1]
     assert result.body["labels"] == labels
     np.testing.assert_allclose(np.array(result.body["predictions"]), proba, rtol=0, atol=TOL)
-    assert str(new) in proc.log_text()
+    log = proc.log_text()
+    assert f"model: {production}: the local production model named by {root / 'production' / 'current.json'}" in log
+    assert f"serving {production} as 'churn-proba'" in log
+
+
+def test_latest_under_without_production_serves_the_newest_blessed_run(
+    start_server, churn_model_dir, churn_model, test_rows, records, tmp_path
+):
+    """Newer runs that were not blessed or failed (no blessing) are passed over; an older blessed one would not load."""
+    root = tmp_path / "local_outputs"
+    now = time.time()
+    old = make_run(root, "run-1", churn_model_dir, True, now - 300)
+    (old / "metadata.json").write_text("{ this model must not be picked", encoding="utf-8")
+    new = make_run(root, "run-2", churn_model_dir, True, now - 200)
+    for name, blessed in (("run-3", False), ("run-4", None)):
+        (make_run(root, name, churn_model_dir, blessed, now - 100) / "model.joblib").write_bytes(b"not this one")
+    hidden = root / "runs" / "run-5" / "train" / ".model.abc.tmp"
+    hidden.mkdir(parents=True)
+    (hidden / "model.joblib").write_bytes(b"half-written")
+    proc = start_server(["--latest_under", str(root)], env={"PREDICT_PROBA": "false"}, model_name="churn-run")
+    proc.wait_ready()
+    result = proc.v1({"instances": records})
+    assert result.status == 200, f"{result}\n{proc.log_text()}"
+    assert result.body == {"predictions": reference(churn_model, test_rows)[0]}
+    log = proc.log_text()
+    assert f"model: {new}: the newest of 2 blessed run(s) below {root / 'runs'}, 2 newer run(s) ignored" in log
 
 
 def test_two_model_files_make_the_server_exit_with_the_error(serve_cli, churn_model_dir, tmp_path):
@@ -281,11 +340,16 @@ def test_two_model_files_make_the_server_exit_with_the_error(serve_cli, churn_mo
     assert "Uvicorn running" not in out.stderr
 
 
-def test_latest_under_without_any_model_exits_telling_to_run_make_run(serve_cli, tmp_path):
-    (tmp_path / "local_outputs" / "run-1").mkdir(parents=True)
-    out = serve_cli(["--latest_under", str(tmp_path / "local_outputs")])
+def test_latest_under_without_a_blessed_model_exits_telling_to_run_make_run(serve_cli, churn_model_dir, tmp_path):
+    root = tmp_path / "local_outputs"
+    make_run(root, "run-1", churn_model_dir, False, time.time())
+    make_run(root, "run-2", churn_model_dir, None, time.time())
+    out = serve_cli(["--latest_under", str(root)])
     assert out.returncode == 2, out.stderr
-    assert "run `make run` first" in out.stderr
+    assert f"error: no blessed model under {root}: run `make run` first, or pass --model_dir" in out.stderr
+    assert "run-1/train/model: not blessed" in out.stderr
+    assert "run-2/train/model: no evaluate/blessing" in out.stderr
+    assert "Uvicorn running" not in out.stderr
 
 
 def test_in_process_checks_in_the_serve_env(serve_python, churn_model_dir, tmp_path):

@@ -1,0 +1,81 @@
+"""The kfp-tabular command: early parameter checks, one-line errors, compile-time storage wiring."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.helpers import REPO
+
+
+def cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "kfp_tabular.pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("estimator=xgboost", "estimator: expected one of logistic_regression, hist_gradient_boosting, random_forest"),
+        ('thresholds={"auc": 0.7}', "thresholds: unknown metric 'auc'"),
+        ('thresholds={"roc_auc": 1.5}', "bound for 'roc_auc' must lie in [0.0, 1.0]"),
+        ("deploy_action=deploy", "deploy_action: expected one of render, apply, got 'deploy'"),
+        ("canary_traffic_percent=150", "canary_traffic_percent: expected an integer from 0 to 100"),
+        ("eval_fraction=1.5", "eval_fraction: expected a number between 0 and 1"),
+        ("bogus=1", "unknown pipeline parameter(s) bogus; parameters: data_uri, label_column"),
+    ],
+)
+def test_run_local_refuses_bad_parameters_before_running_anything(tmp_path, param, message):
+    out = cli("run-local", "--rows", "200", "--output-dir", str(tmp_path), "--param", param)
+    assert out.returncode == 2, out
+    assert out.stderr.strip().splitlines() == [
+        f"kfp-tabular run-local: error: {out.stderr.split('error: ', 1)[1].strip()}"
+    ]
+    assert message in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_submit_checks_parameters_before_connecting():
+    out = cli("submit", "--host", "http://127.0.0.1:9", "--param", "estimator=xgboost")
+    assert out.returncode == 2 and "estimator: expected one of" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_rollout_commands_report_a_bad_kubeconfig_in_one_line(tmp_path):
+    out = cli(
+        "promote", "--name", "churn-classifier", "--namespace", "kfp-tabular", "--kubeconfig", str(tmp_path / "missing")
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "kfp-tabular promote: error:" in out.stderr and "missing" in out.stderr
+
+
+def test_compile_wires_cluster_storage_with_kfp_kubernetes(tmp_path):
+    target = tmp_path / "storage.yaml"
+    out = cli(
+        "compile", "--output", str(target), "--storage-secret", "kserve-storage-s3", "--model-store-pvc", "model-store"
+    )
+    assert out.returncode == 0, out.stderr
+    docs = list(yaml.safe_load_all(target.read_text()))
+    assert len(docs) == 2, "pipeline spec + Kubernetes platform spec"
+    executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secret_tasks = {name for name, spec in executors.items() if spec.get("secretAsEnv")}
+    assert secret_tasks == {"exec-ingest", "exec-validate-data", "exec-evaluate", "exec-deploy-model"}
+    env = executors["exec-deploy-model"]["secretAsEnv"][0]
+    assert env["secretName"] == "kserve-storage-s3"
+    assert {e["envVar"] for e in env["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    mount = executors["exec-deploy-model"]["pvcMount"][0]
+    assert mount["mountPath"] == "/mnt/model-store"
+    assert "model-store" in yaml.safe_dump(mount)
+    deploy = docs[0]["root"]["dag"]["tasks"]["deploy-model"]["inputs"]["parameters"]
+    assert deploy["pvc_mount_root"]["runtimeValue"]["constant"] == "/mnt/model-store"
+
+
+def test_compile_refuses_to_overwrite_the_committed_yaml_with_storage_wiring():
+    out = cli("compile", "--storage-secret", "s3-creds")
+    assert out.returncode == 2 and "--output: give a path of your own" in out.stderr
