@@ -47,9 +47,11 @@ def require_binaries() -> None:
 
 
 def require_shared_kserve_dir() -> Path:
-    """Returns :func:`shared_kserve_dir`, skipping the calling test when it is absent."""
+    """Returns :func:`shared_kserve_dir`, skipping the calling test when it is absent (failing it in CI)."""
     kserve_dir = shared_kserve_dir()
     if not kserve_dir.is_dir():
+        if in_ci():
+            pytest.fail(f"CI is set and {kserve_dir} is missing: {SHARED_DIR_MISSING_REASON}", pytrace=False)
         pytest.skip(SHARED_DIR_MISSING_REASON)
     return kserve_dir
 
