@@ -67,6 +67,18 @@ def test_second_run_takes_the_blessed_model_as_baseline(first_run, workdir):
     assert len(history) == 2 and json.loads(history[-1])["run"] == Path(second.run_dir).name
 
 
+def test_production_model_of_other_columns_is_not_a_baseline(first_run, workdir, tmp_path):
+    assert first_run.succeeded
+    other = synthetic.generate(ROWS, 9).drop(columns=["age"])
+    data = synthetic.write(other, tmp_path / "no-age.csv")
+    summary = run_local(output_dir=workdir, data_uri=str(data))
+    assert summary.succeeded, summary.error
+    assert summary.baseline == {} and summary.blessing["baseline_model_dir"] == ""
+    assert "not used as baseline" in summary.baseline_skipped and "lacks its feature(s) age" in summary.baseline_skipped
+    assert summary.blessing["blessed"] is True
+    assert summary.baseline_skipped in format_summary(summary)
+
+
 def test_noise_labels_are_not_blessed_and_deploy_changes_nothing(tmp_path):
     data = synthetic.write(synthetic.generate(ROWS, 3, "noise"), tmp_path / "noise.csv")
     summary = run_local(output_dir=tmp_path / "out", data_uri=str(data))

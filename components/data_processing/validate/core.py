@@ -580,7 +580,37 @@ def infer_schema(statistics, label_column: str | None = None):
             )
         if SERVING not in label.not_in_environment:
             label.not_in_environment.append(SERVING)
+    _mark_small_counts_categorical(schema, statistics)
     return schema
+
+
+#: An INT feature whose values span at most this many integers is a code or a count, not a measurement.
+MAX_CATEGORICAL_INT_RANGE = 20
+
+
+def _mark_small_counts_categorical(schema, statistics) -> list[str]:
+    """Mark INT features with a small integer range (counts, flags, codes) categorical; return their names.
+
+    TFDV's Jensen-Shannon divergence bins a small count into equal-width buckets that follow the sample's
+    maximum, so two samples of one distribution measured 0.17-0.28 at 800-2,000 rows (TFDV #216). A
+    categorical INT is compared value by value with the L-infinity distance instead, which is stable.
+    """
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    ranges = {}
+    for feature in statistics.datasets[0].features:
+        if feature.WhichOneof("stats") == "num_stats":
+            name = _feature_name(feature.path.step) if feature.HasField("path") else feature.name
+            ranges[name] = (feature.num_stats.min, feature.num_stats.max)
+    marked = []
+    for feature in schema.feature:
+        low_high = ranges.get(feature.name)
+        if feature.type != schema_pb2.INT or low_high is None:
+            continue
+        if low_high[1] - low_high[0] <= MAX_CATEGORICAL_INT_RANGE:
+            feature.int_domain.is_categorical = True
+            marked.append(feature.name)
+    return marked
 
 
 def _in_environment(feature, env: str) -> bool:
@@ -594,7 +624,8 @@ def _set_comparators(
 ) -> None:
     """Give every top-level feature a drift (and skew) comparator unless the schema already sets one.
 
-    BYTES features get the L-infinity distance (TFDV's categorical comparator); INT and FLOAT features get the
+    BYTES and categorical INT features get the L-infinity distance (TFDV's categorical comparator); other INT and
+    FLOAT features get the
     approximate Jensen-Shannon divergence (L-infinity on numeric statistics is always 0, TFDV issue #147). A
     comparator the (curated) schema defines for a feature is kept: per-feature tuning wins over the defaults.
     Skew comparators are only set on features that exist in the SERVING environment, never on the label (it is
@@ -611,7 +642,9 @@ def _set_comparators(
             if feature.HasField(field):
                 continue
             comparator = getattr(feature, field)
-            if feature.type == schema_pb2.BYTES:
+            if feature.type == schema_pb2.BYTES or (
+                feature.type == schema_pb2.INT and feature.int_domain.is_categorical
+            ):
                 comparator.infinity_norm.threshold = categorical_threshold
             else:
                 comparator.jensen_shannon_divergence.threshold = numeric_threshold
@@ -816,6 +849,11 @@ def validate(
             f"{train_path}: label column {label_column!r} not found; columns: "
             f"{', '.join(_statistics_feature_names(train))}"
         )
+    if schema is None:
+        schema = infer_schema(train, label_column)
+        if any(f.int_domain.is_categorical for f in schema.feature):
+            # Summarize the features the inferred schema calls categorical the same way a curated one would.
+            train = _compute_statistics(train_path, backend, args, schema)
     evaluation = _compute_statistics(eval_path, backend, args, schema)
     if baseline is not None:
         _check_comparable(train, baseline, baseline_statistics_uri, "baseline_statistics_uri")
@@ -823,8 +861,6 @@ def validate(
         _check_comparable(train, serving, serving_statistics_uri, "serving_statistics_uri")
     train.datasets[0].name = "train"
     evaluation.datasets[0].name = "eval"
-    if schema is None:
-        schema = infer_schema(train, label_column)
 
     tfdv = _tfdv()
     validation_schema = type(schema)()

@@ -61,6 +61,7 @@ class RunSummary:
     blessing: dict[str, Any] = dataclasses.field(default_factory=dict)
     deploy: dict[str, Any] = dataclasses.field(default_factory=dict)
     baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+    baseline_skipped: str = ""
     promoted_to: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,6 +129,23 @@ class _ErrorTap(io.TextIOBase):
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -> str:
+    """Why the production model cannot be this data's baseline ("" when it can).
+
+    A baseline must score the same eval data: same label, and every feature it was trained on present.
+    """
+    from kfp_tabular.components.data_processing.ingest.core import read_table
+
+    metadata = _read_json(Path(entry["model_dir"]) / "metadata.json")
+    if metadata.get("label_column") != label_column:
+        return f"it predicts {metadata.get('label_column')!r}, this run {label_column!r}"
+    columns = set(read_table(data_uri).columns)
+    missing = [name for name in metadata.get("feature_order", []) if name not in columns]
+    if missing:
+        return f"{data_uri} lacks its feature(s) {', '.join(missing)}"
+    return ""
 
 
 def _latest_run_dir(runs_root: Path, started: set[str]) -> Path | None:
@@ -205,6 +223,12 @@ def run_local(
     parameters.setdefault("seed", seed)
     registry = ProductionRegistry(output_dir)
     baseline = registry.current() if use_production_baseline else None
+    skipped = ""
+    if baseline and "baseline_model_uri" not in parameters:
+        reason = baseline_mismatch(baseline, data_uri, parameters.get("label_column", "churned"))
+        if reason:
+            skipped = f"local production model ({baseline['model_dir']}) not used as baseline: {reason}"
+            baseline = None
     if baseline:
         parameters.setdefault("baseline_model_uri", baseline["model_dir"])
         if baseline.get("train_statistics"):
@@ -227,7 +251,9 @@ def run_local(
     run_dir = _latest_run_dir(runs_root, before)
     if run_dir is None:
         raise RuntimeError(f"kfp.local left no run directory under {runs_root}: {error}")
-    summary = RunSummary(run_dir=str(run_dir), succeeded=not error, error=error, baseline=baseline or {})
+    summary = RunSummary(
+        run_dir=str(run_dir), succeeded=not error, error=error, baseline=baseline or {}, baseline_skipped=skipped
+    )
     if error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", error)
         failed = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
@@ -265,6 +291,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(
             f"baseline (local production): run {summary.baseline.get('run')}, {summary.baseline.get('model_dir')}"
         )
+    if summary.baseline_skipped:
+        lines.append(summary.baseline_skipped)
     if summary.blessing:
         verdict = "BLESSED" if summary.blessing.get("blessed") else "NOT BLESSED"
         lines.append(f"blessing: {verdict}")

@@ -254,6 +254,23 @@ def test_curated_schema_keeps_small_default_samples_clean(tmp_path, rows):
     assert calls.metric == "l_infinity" and 0 < calls.value < calls.threshold  # measured, not a constant 0
 
 
+@pytest.mark.parametrize("seed", [9, 10, 11])
+def test_inferred_schema_compares_small_counts_value_by_value(tmp_path, seed):
+    # Without a curated schema, support_calls (0..~10) and the 0/1 flags are inferred categorical, so a fresh
+    # sample of the same distribution does not "drift" on JSD histogram noise (TFDV #216).
+    train = synthetic.write(synthetic.generate(2400, seed), tmp_path / "train.parquet")
+    evaluation = synthetic.write(synthetic.generate(600, seed + 100), tmp_path / "eval.parquet")
+    paths = outputs(tmp_path)
+    result = core.validate(train, evaluation, LABEL, **paths)
+    assert result.ok, core.failure_message(result)
+    metrics = {m.feature: m.metric for m in result.drift}
+    assert metrics["support_calls"] == metrics["paperless_billing"] == "l_infinity"
+    assert metrics["tenure_months"] == metrics["monthly_charges"] == "jensen_shannon_divergence"
+    schema = core.load_schema(paths["schema_path"])
+    categorical = {f.name for f in schema.feature if f.int_domain.is_categorical}
+    assert {"support_calls", "paperless_billing", "has_partner"} <= categorical and "tenure_months" not in categorical
+
+
 def test_inferred_schema_is_written(data, tmp_path):
     paths = outputs(tmp_path)
     result = core.validate(data["train"], data["eval"], LABEL, **paths)
