@@ -10,6 +10,7 @@
 #   PYTHON                interpreter that reads images.py (default python3; any Python 3, no packages needed)
 #   BUILD_ARGS            extra arguments for the build command, e.g. "--build-arg PYTHON_IMAGE=python@sha256:..."
 #   STORAGE_DRIVER        buildah/podman storage driver; vfs works where overlay is not available
+#   PUSH                  1: push each image after building it (log in to the registry first)
 #
 # Exit status: 0 built, 2 usage error, 3 no working builder, else the builder's status.
 set -euo pipefail
@@ -114,4 +115,9 @@ for target in "${targets[@]}"; do
     echo "+ ${command[*]}" >&2
     "${command[@]}"
     echo "built $image" >&2
+    if [ "${PUSH:-0}" = 1 ]; then
+        echo "+ $builder push $image" >&2
+        "$builder" push "$image"
+        echo "pushed $image" >&2
+    fi
 done
