@@ -13,12 +13,15 @@ is followed by a wait on what the KServe controller reports in ``status``:
   ignore ``canaryTrafficPercent`` in this mode (KServe #5335, #4074), so a canary request is refused there.
 
 The rollout state lives in annotations on the InferenceService (``kfp-tabular.dev/...``): the previous
-storageUri, whether a canary is in progress, and what a rollback reverted, so promote/rollback can run in
-another process (another pipeline run, the CLI) than the deploy that started the canary.
+storageUri and the whole previous predictor (JSON), whether a canary is in progress, and what a rollback
+reverted, so promote/rollback can run in another process (another pipeline run, the CLI) than the deploy
+that started the canary. Every patch carries the ``metadata.resourceVersion`` it was planned from, so two
+writers cannot silently undo each other (the API server answers 409; the write is planned again once).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -49,6 +52,7 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 PREVIOUS_URI_ANNOTATION = "kfp-tabular.dev/previous-storage-uri"
 PREVIOUS_PREDICTOR_NAME_ANNOTATION = "kfp-tabular.dev/previous-predictor-name"
+PREVIOUS_PREDICTOR_ANNOTATION = "kfp-tabular.dev/previous-predictor"
 ROLLOUT_STATE_ANNOTATION = "kfp-tabular.dev/rollout-state"
 ROLLED_BACK_FROM_ANNOTATION = "kfp-tabular.dev/rolled-back-from"
 
@@ -71,6 +75,10 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _RENDER_KWARGS = ("runtime", "service_account_name", "protocol_version", "resources", "labels", "annotations")
 _MAX_POLL_INTERVAL_S = 2.0
+#: KServe ``modelStatus.transitionStatus`` values that say the model will not load without a spec change.
+FAILED_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+#: HTTP 409 retries when only ``status`` changed between our read and our patch (the controller wrote it).
+_MAX_STATUS_CONFLICTS = 5
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -446,17 +454,23 @@ def _publish_s3(model_dir: Path, files: dict[str, str], bucket: str, prefix: str
         existing = []
     except Exception as exc:  # botocore raises many types: name the target and the endpoint
         raise DeployError(f"{uri}: cannot list the target (endpoint {endpoint or 'AWS default'}): {exc}") from exc
-    if existing:
-        remote = {p[len(root) + 1 :]: _remote_sha256(fs, p) for p in existing}
-        if remote == files:
-            return uri
+    remote = {p[len(root) + 1 :]: _remote_sha256(fs, p) for p in existing}
+    if remote == files:
+        return uri
+    foreign = sorted(rel for rel, digest in remote.items() if files.get(rel) != digest)
+    if foreign:
         raise ConfigError(
-            f"target_uri: {uri} already holds a different model ({sorted(remote)}); published models are "
-            "immutable so that a storageUri names exactly one model: publish to a new path"
+            f"target_uri: {uri} already holds a different model ({', '.join(foreign)} not in this model or with "
+            "other content); published models are immutable so that a storageUri names exactly one model: publish "
+            "to a new path"
         )
+    # Empty, or what an interrupted publish of this very model left (some of its files, same sha256): upload
+    # the rest. Since metadata.json goes last, a reader never sees metadata.json without the model file.
     uploaded: list[str] = []
     try:
         for rel in _upload_order(files):
+            if rel in remote:
+                continue
             fs.put_file(str(model_dir / rel), f"{root}/{rel}")
             uploaded.append(f"{root}/{rel}")
         fs.invalidate_cache()
@@ -512,8 +526,10 @@ def publish_model(model_dir: str, target_uri: str, *, s3_endpoint_url: str = "",
 
     Published models are immutable: publishing the same files to the same place again is a no-op, different
     files are refused. On S3 the model file goes first and ``metadata.json`` last, each read back and
-    checked against the source sha256 (uploaded objects are removed again if a check fails); on a PVC the
-    directory is staged beside the target and renamed into place only once every copy checked out.
+    checked against the source sha256 (objects uploaded by this call are removed again if a check fails).
+    An S3 prefix holding some of this model's files with matching sha256 (a publish that was killed midway)
+    is completed rather than refused. On a PVC the directory is staged beside the target and renamed into
+    place only once every copy checked out.
 
     Args:
         model_dir: The Model artifact directory (``model.joblib`` + ``metadata.json``).
@@ -869,9 +885,77 @@ def get_status(name: str, namespace: str, api_client: Any = None) -> DeployStatu
 # --------------------------------------------------------------------------------------------------------
 
 
+def _model_failure(model_status: Any) -> dict | None:
+    """Return the failure a KServe ``modelStatus`` reports, or None.
+
+    KServe's ``PropagateModelStatus`` sets ``transitionStatus`` to ``BlockedByFailedLoad`` (the model or its
+    storage initializer failed) or ``InvalidSpec``, ``states.activeModelState`` to ``FailedToLoad`` and
+    ``lastFailureInfo`` (reason, message, location, exitCode, time, modelRevisionName). The same structure is
+    in ``status.modelStatus`` (the predictor) and in each ``status.canaryStatuses[].modelStatus``.
+    """
+    if not isinstance(model_status, dict):
+        return None
+    transition = model_status.get("transitionStatus") or ""
+    active = (model_status.get("states") or {}).get("activeModelState") or ""
+    if transition not in FAILED_TRANSITIONS and active != "FailedToLoad":
+        return None
+    return {
+        "transitionStatus": transition,
+        "activeModelState": active,
+        "lastFailureInfo": dict(model_status.get("lastFailureInfo") or {}),
+    }
+
+
+def _describe_failure(failure: dict) -> str:
+    info = failure.get("lastFailureInfo") or {}
+    parts = [f"transitionStatus={failure.get('transitionStatus') or 'none'}"]
+    if failure.get("activeModelState"):
+        parts.append(f"activeModelState={failure['activeModelState']}")
+    what = ": ".join(x for x in (info.get("reason", ""), info.get("message", "")) if x)
+    if what:
+        parts.append(what)
+    if info.get("location"):
+        parts.append(f"at {info['location']}")
+    return ", ".join(parts)
+
+
+def _canary_status(obj: dict, canary_name: str) -> dict:
+    for entry in (obj.get("status") or {}).get("canaryStatuses") or []:
+        if entry.get("name") == canary_name:
+            return entry
+    return {}
+
+
+def _baseline(obj: dict, new_revision: bool, canary_name: str = "") -> dict:
+    """Record what ``status`` says before a write, so that a failure it already reported is not taken for ours.
+
+    Args:
+        obj: The InferenceService as read before the write.
+        new_revision: Knative: the write changes the predictor template, so KServe makes a new revision;
+            record the latest created one (a failure of that one predates the write).
+        canary_name: Standard: the ``spec.canary[]`` entry the write creates or changes.
+
+    Returns:
+        Keyword arguments for :class:`Expectation`.
+    """
+    status = obj.get("status") or {}
+    predictor = (status.get("components") or {}).get("predictor") or {}
+    out: dict[str, Any] = {"before_failure": _model_failure(status.get("modelStatus"))}
+    if new_revision:
+        out["before_revision"] = predictor.get("latestCreatedRevision") or ""
+    if canary_name:
+        out["before_canary_failure"] = _model_failure(_canary_status(obj, canary_name).get("modelStatus"))
+    return out
+
+
 @dataclasses.dataclass
 class Expectation:
     """What ``status`` must show before a write counts as done.
+
+    ``status.observedGeneration`` reaching the written generation does not mean the rest of ``status``
+    describes it: KServe/Knative can report the new generation while ``components.predictor`` (and
+    ``modelStatus``) still describe the previous revisions, one of which may have failed. So a failure only
+    fails the wait when it is newer than what was recorded before the write (``before_*``).
 
     Attributes:
         generation: ``status.observedGeneration`` must reach it (the controller saw the write).
@@ -883,6 +967,12 @@ class Expectation:
         canary_name: Standard: the ``spec.canary[]`` entry that must be ready.
         canary_percent: Standard: its expected ``trafficPercent``.
         no_canaries: Standard: ``status.canaryStatuses`` must be empty (after promote/rollback).
+        before_revision: Knative: ``latestCreatedRevision`` read before a write that makes a new revision. A
+            failed latest revision of that name predates the write and is waited past; None (no new
+            revision expected, or nothing recorded): a failed latest revision fails the wait at once.
+        before_failure: ``status.modelStatus`` failure (see ``_model_failure``) read before the write; an
+            identical failure afterwards is the old one.
+        before_canary_failure: Standard: the same for the ``canaryStatuses`` entry named ``canary_name``.
     """
 
     generation: int
@@ -892,6 +982,9 @@ class Expectation:
     canary_name: str = ""
     canary_percent: int = 0
     no_canaries: bool = False
+    before_revision: str | None = None
+    before_failure: dict | None = None
+    before_canary_failure: dict | None = None
 
     def describe(self) -> str:
         """Say in words what is awaited."""
@@ -927,16 +1020,50 @@ class Expectation:
         new_revision_failed = latest_created and latest_created != latest_ready
         if self.mode == KNATIVE and ready.get("status") == "False" and new_revision_failed:
             # Knative marks the service not ready only when the latest revision failed (RevisionFailed).
-            return "failed", (
-                f"Ready=False ({ready.get('reason', '')}: {ready.get('message', '')}); revision {latest_created} "
-                f"did not become ready (latest ready: {latest_ready or 'none'})"
+            if self._knative_failure_is_ours(latest_created, status):
+                return "failed", (
+                    f"Ready=False ({ready.get('reason', '')}: {ready.get('message', '')}); revision "
+                    f"{latest_created} did not become ready (latest ready: {latest_ready or 'none'})"
+                )
+            return "wait", (
+                f"status still describes revision {latest_created}, which failed before this write (the "
+                "controller has not made the new revision yet)"
             )
+        if self.mode == STANDARD:
+            failed = self._standard_failure(status)
+            if failed:
+                return "failed", failed
         if ready.get("status") != "True":
             state = f"{ready.get('status', 'missing')} {ready.get('reason', '')} {ready.get('message', '')}"
             return "wait", f"Ready={state.strip()}"
         if self.mode == KNATIVE:
             return self._check_knative(predictor, latest_created, latest_ready)
         return self._check_standard(obj, status)
+
+    def _knative_failure_is_ours(self, latest_created: str, status: dict) -> bool:
+        if self.before_revision is None or latest_created != self.before_revision:
+            return True
+        # KServe's lastFailureInfo may name the revision it is about (modelRevisionName): a new one is ours.
+        failure = _model_failure(status.get("modelStatus")) or {}
+        named = (failure.get("lastFailureInfo") or {}).get("modelRevisionName") or ""
+        recorded = ((self.before_failure or {}).get("lastFailureInfo") or {}).get("modelRevisionName") or ""
+        return bool(named) and named not in (self.before_revision, recorded)
+
+    def _standard_failure(self, status: dict) -> str:
+        """Say why a Standard-mode write failed according to ``modelStatus``, or "" if it did not.
+
+        A failure identical to the one recorded before the write is the old one and does not count.
+        """
+        if self.canary_name:
+            entry = next((c for c in status.get("canaryStatuses") or [] if c.get("name") == self.canary_name), {})
+            failure = _model_failure(entry.get("modelStatus"))
+            if failure and failure != self.before_canary_failure and not entry.get("ready"):
+                return f"canary {self.canary_name!r} failed: {_describe_failure(failure)}"
+            return ""
+        failure = _model_failure(status.get("modelStatus"))
+        if failure and failure != self.before_failure:
+            return f"predictor failed: {_describe_failure(failure)}"
+        return ""
 
     def _check_knative(self, predictor: dict, latest_created: str, latest_ready: str) -> tuple[str, str]:
         if not latest_ready:
@@ -1042,7 +1169,7 @@ def wait_for(
 
 
 # --------------------------------------------------------------------------------------------------------
-# Deploy, promote, rollback
+# Deploy planning
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -1051,12 +1178,42 @@ def _canary_name(storage_uri: str) -> str:
     return "m" + hashlib.sha256(storage_uri.encode()).hexdigest()[:10]
 
 
+def _merge_diff(current: Any, target: Any) -> Any:
+    """Return the JSON merge patch (RFC 7386) that turns ``current`` into exactly ``target``.
+
+    Keys of ``current`` that ``target`` lacks become ``null`` at every depth, so nested maps (``resources``)
+    end up replaced rather than merged: no old ``requests`` survive next to new ``limits``.
+    """
+    if not isinstance(current, dict) or not isinstance(target, dict):
+        return copy.deepcopy(target)
+    patch: dict[str, Any] = {}
+    for key, value in target.items():
+        if key not in current:
+            patch[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(current[key], dict):
+            sub = _merge_diff(current[key], value)
+            if sub:
+                patch[key] = sub
+        elif current[key] != value:
+            patch[key] = copy.deepcopy(value)
+    for key in current:
+        if key not in target:
+            patch[key] = None
+    return patch
+
+
 def _model_patch(existing_model: dict, desired_model: dict) -> dict:
-    """Merge-patch body turning ``existing_model`` into ``desired_model`` (fields we no longer set -> null)."""
-    patch: dict[str, Any] = dict(desired_model)
+    """Merge-patch body turning ``existing_model`` into ``desired_model``.
+
+    Fields we no longer set (runtime, resources) become null, and ``resources`` is replaced as a whole; other
+    fields someone added to the model (env, args, ...) are left alone.
+    """
+    patch: dict[str, Any] = copy.deepcopy(desired_model)
     for key in ("runtime", "resources"):
         if key in existing_model and key not in desired_model:
             patch[key] = None
+    if isinstance(desired_model.get("resources"), dict) and isinstance(existing_model.get("resources"), dict):
+        patch["resources"] = _merge_diff(existing_model["resources"], desired_model["resources"])
     return patch
 
 
@@ -1097,11 +1254,146 @@ def _current_expectation(obj: dict) -> Expectation:
     return Expectation(generation, mode, latest_percent=int(percent))
 
 
-def _rollback_plan(obj: dict) -> tuple[dict, Callable[[dict], Expectation], str]:
-    """Merge patch, expectation factory and description of a rollback of ``obj``'s current rollout."""
-    ns_name = f"{obj['metadata'].get('namespace')}/{obj['metadata'].get('name')}"
+def _ns_name(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Plans: what a call writes, planned from one read of the object
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Plan:
+    """One write planned from one read: ``kind`` create, patch or unchanged (nothing to write)."""
+
+    kind: str
+    body: dict | None
+    expect: Callable[[int], Expectation]
+    action: str
+    note: str
+    stable_uri: str = ""
+
+
+def _writer_view(obj: dict | None) -> str:
+    """Return what other writers change (spec, labels, annotations), not the controller's ``status``."""
+    if obj is None:
+        return ""
+    meta = obj.get("metadata") or {}
+    return json.dumps([obj.get("spec"), meta.get("labels"), meta.get("annotations")], sort_keys=True)
+
+
+def _guarded(body: dict, obj: dict) -> dict:
+    """Add the ``metadata.resourceVersion`` the plan was made from to a merge patch.
+
+    The API server then refuses the patch with 409 Conflict if anyone wrote the object since (optimistic
+    concurrency).
+    """
+    guarded = dict(body)
+    guarded["metadata"] = {**(body.get("metadata") or {}), "resourceVersion": obj["metadata"]["resourceVersion"]}
+    return guarded
+
+
+def _write(
+    api: Any,
+    namespace: str,
+    name: str,
+    obj: dict | None,
+    planner: Callable[[dict | None], _Plan],
+    what: str,
+    unwritten: str = "nothing was written by this call",
+) -> tuple[dict | None, _Plan, dict | None]:
+    """Plan from ``obj``, write (create, or merge patch carrying ``obj``'s resourceVersion), and re-plan on 409.
+
+    A 409 means the object changed between the read and the write. If another writer changed its spec,
+    labels or annotations, the object is re-read and the write planned again, once; a second such conflict
+    fails. A change of ``status`` only (the controller) is not a competing writer: re-planned up to
+    ``_MAX_STATUS_CONFLICTS`` times.
+
+    Returns:
+        ``(object planned from, plan, object the write returned or None when the plan is "unchanged")``.
+
+    Raises:
+        DeployError: On a second conflict with another writer, or any other API error.
+    """
+    writers = status_only = 0
+    while True:
+        plan = planner(obj)
+        if plan.kind == "unchanged":
+            return obj, plan, None
+        try:
+            if plan.kind == "create":
+                return obj, plan, _create(api, namespace, plan.body or {})
+            assert obj is not None and plan.body is not None
+            return obj, plan, _merge_patch(api, namespace, name, _guarded(plan.body, obj))
+        except DeployError as exc:
+            if getattr(exc, "http_status", None) != 409:
+                raise
+            fresh = _get(api, namespace, name)
+            if obj is not None and fresh is not None and _writer_view(fresh) == _writer_view(obj):
+                if status_only < _MAX_STATUS_CONFLICTS:
+                    status_only += 1
+                    obj = fresh
+                    continue
+            elif writers < 1:
+                writers += 1
+                obj = fresh
+                continue
+            version = (obj or {}).get("metadata", {}).get("resourceVersion", "none (create)")
+            raise DeployError(
+                f"{what}: InferenceService {namespace}/{name} was changed by another writer between this call's "
+                f"read and its write, again after re-reading and planning once more (HTTP 409 Conflict: the write "
+                f"carried metadata.resourceVersion {version}, which is no longer current); {unwritten}. Another "
+                "deploy/promote/rollback or a kubectl apply is changing it: let that finish, then run this again"
+            ) from exc
+
+
+def _stable_predictor_json(existing: dict, mode: str) -> str | None:
+    """Return the predictor a rollback returns to once the next model is written, as the annotation's JSON.
+
+    Knative during a canary: the one recorded when the canary started (the spec holds the canary's model).
+    Otherwise the current predictor (Standard keeps canaries in ``spec.canary``), without
+    ``canaryTrafficPercent``.
+    """
+    if mode == KNATIVE and rollout_state(existing) == STATE_CANARY:
+        return _annotations(existing).get(PREVIOUS_PREDICTOR_ANNOTATION) or None
+    predictor = copy.deepcopy(_predictor(existing))
+    predictor.pop("canaryTrafficPercent", None)
+    return json.dumps(predictor, sort_keys=True, separators=(",", ":"))
+
+
+def _recorded_predictor(obj: dict, previous_uri: str) -> tuple[dict | None, str]:
+    """Return the predictor recorded in ``kfp-tabular.dev/previous-predictor`` if it is ``previous_uri``'s.
+
+    Returns:
+        ``(predictor or None, note)``: None when there is no usable record (an InferenceService deployed by an
+        older version, or by ``kubectl apply`` of an overlay): then only the storageUri is reverted.
+    """
+    raw = _annotations(obj).get(PREVIOUS_PREDICTOR_ANNOTATION)
+    if not raw:
+        return None, ""
+    try:
+        recorded = json.loads(raw)
+    except ValueError:
+        recorded = None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
+        return None, f" (annotation {PREVIOUS_PREDICTOR_ANNOTATION} is not a predictor: only storageUri reverted)"
+    if recorded["model"].get("storageUri") != previous_uri:
+        return None, (
+            f" (annotation {PREVIOUS_PREDICTOR_ANNOTATION} describes {recorded['model'].get('storageUri')!r}, "
+            "not the previous model: only storageUri reverted)"
+        )
+    return recorded, ""
+
+
+def _rollback_plan(obj: dict) -> _Plan:
+    """Plan a rollback of ``obj``'s current rollout (the merge patch, what to wait for, what it does)."""
+    ns_name = _ns_name(obj)
     mode = mode_of(obj)
     state = rollout_state(obj)
+    if state == STATE_ROLLED_BACK:
+        return _Plan("unchanged", None, lambda gen: _current_expectation(obj), "unchanged", "already rolled back")
     annotations = _annotations(obj)
     previous = annotations.get(PREVIOUS_URI_ANNOTATION, "")
     status = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
@@ -1114,7 +1406,14 @@ def _rollback_plan(obj: dict) -> tuple[dict, Callable[[dict], Expectation], str]
             },
             "spec": {"canary": None},
         }
-        return patch, lambda gen: Expectation(gen, mode, no_canaries=True), f"canary {bad} removed"
+        baseline = _baseline(obj, new_revision=False)
+        return _Plan(
+            "patch",
+            patch,
+            lambda gen: Expectation(gen, mode, no_canaries=True, **baseline),
+            "rolled-back",
+            f"canary {bad} removed",
+        )
     if not previous:
         raise ConfigError(
             f"InferenceService {ns_name} has no {PREVIOUS_URI_ANNOTATION} annotation: there is no previous model "
@@ -1127,43 +1426,317 @@ def _rollback_plan(obj: dict) -> tuple[dict, Callable[[dict], Expectation], str]
             ROLLED_BACK_FROM_ANNOTATION: current,
             PREVIOUS_URI_ANNOTATION: None,
             PREVIOUS_PREDICTOR_NAME_ANNOTATION: None,
+            PREVIOUS_PREDICTOR_ANNOTATION: None,
         }
     }
+    recorded, note = _recorded_predictor(obj, previous)
+    current_predictor = {k: v for k, v in _predictor(obj).items() if k != "canaryTrafficPercent"}
+    if recorded is not None:
+        # Everything of the previous predictor (runtime, resources, service account, ...), fields it did not
+        # have removed.
+        predictor = _merge_diff(current_predictor, recorded)
+        restored = f"model reverted to {previous}, whole previous predictor restored"
+    else:
+        predictor = {"model": {"storageUri": previous}}
+        if mode == STANDARD:
+            predictor["name"] = annotations.get(PREVIOUS_PREDICTOR_NAME_ANNOTATION) or None
+        restored = f"model reverted to {previous}{note}"
     if mode == STANDARD:
-        previous_name = annotations.get(PREVIOUS_PREDICTOR_NAME_ANNOTATION) or None
-        predictor = {"model": {"storageUri": previous}, "name": previous_name}
         patch = {"metadata": meta, "spec": {"predictor": predictor, "canary": None}}
-        return patch, lambda gen: Expectation(gen, mode, no_canaries=True), f"model reverted to {previous}"
+        baseline = _baseline(obj, new_revision=False)
+        return _Plan(
+            "patch", patch, lambda gen: Expectation(gen, mode, no_canaries=True, **baseline), "rolled-back", restored
+        )
     old_revision = status.get("latestReadyRevision", "")
     rolled_out = status.get("latestRolledoutRevision", "")
+    baseline = _baseline(obj, new_revision=True)
     if state == STATE_CANARY and rolled_out and old_revision and old_revision != rolled_out:
         # A ready canary revision takes part of the traffic: pin 100% on the previously rolled-out revision
-        # and revert the model spec, so the revision KServe creates next serves the previous model as well.
-        pinned = {"canaryTrafficPercent": 0, "model": {"storageUri": previous}}
-        patch = {"metadata": meta, "spec": {"predictor": pinned}}
-        return (
-            patch,
-            lambda gen: Expectation(gen, mode, latest_percent=0, not_revision=old_revision),
-            f"model reverted to {previous}, 100% of the traffic pinned on revision {rolled_out}",
+        # and revert the predictor, so the revision KServe creates next serves the previous model as well.
+        predictor["canaryTrafficPercent"] = 0
+        return _Plan(
+            "patch",
+            {"metadata": meta, "spec": {"predictor": predictor}},
+            lambda gen: Expectation(gen, mode, latest_percent=0, not_revision=old_revision, **baseline),
+            "rolled-back",
+            f"{restored}, 100% of the traffic pinned on revision {rolled_out}",
         )
     # Either the new revision never became ready (Knative still routes to the last ready one, the previous
     # model), or the model was promoted (a pin would keep the promoted revision serving: KServe pins the last
-    # rolled-out revision). Revert the model without a pin: the new revision takes all the traffic.
-    patch = {"metadata": meta, "spec": {"predictor": {"canaryTrafficPercent": None, "model": {"storageUri": previous}}}}
-    return (
-        patch,
-        lambda gen: Expectation(gen, mode, latest_percent=100, not_revision=old_revision),
-        f"model reverted to {previous}, canaryTrafficPercent removed; the new revision takes 100% of the traffic",
+    # rolled-out revision). Revert without a pin: the new revision takes all the traffic.
+    predictor["canaryTrafficPercent"] = None
+    return _Plan(
+        "patch",
+        {"metadata": meta, "spec": {"predictor": predictor}},
+        lambda gen: Expectation(gen, mode, latest_percent=100, not_revision=old_revision, **baseline),
+        "rolled-back",
+        f"{restored}, canaryTrafficPercent removed; the new revision takes 100% of the traffic",
     )
 
 
-def _apply_rollback(api_client: Any, obj: dict, timeout_seconds: float) -> tuple[dict, str]:
+def _apply_rollback(
+    api_client: Any, obj: dict, timeout_seconds: float, unwritten: str = "nothing was written by this call"
+) -> tuple[dict, str]:
     meta = obj["metadata"]
-    patch, make_expectation, what = _rollback_plan(obj)
-    written = _merge_patch(api_client, meta["namespace"], meta["name"], patch)
-    expectation = make_expectation(int(written["metadata"]["generation"]))
-    done = wait_for(api_client, meta["namespace"], meta["name"], expectation, timeout_seconds)
-    return done, what
+    namespace, name = meta["namespace"], meta["name"]
+
+    def planner(current: dict | None) -> _Plan:
+        if current is None:
+            raise DeployError(f"InferenceService {namespace}/{name} not found")
+        return _rollback_plan(current)
+
+    planned_from, plan, written = _write(
+        api_client, namespace, name, obj, planner, f"rollback of {namespace}/{name}", unwritten
+    )
+    if written is None:
+        assert planned_from is not None
+        done = wait_for(api_client, namespace, name, _current_expectation(planned_from), timeout_seconds)
+        return done, plan.note
+    done = wait_for(api_client, namespace, name, plan.expect(int(written["metadata"]["generation"])), timeout_seconds)
+    return done, plan.note
+
+
+def _require_ready_canary(obj: dict) -> None:
+    """Refuse to promote a canary that is not ready: nothing is written."""
+    status = obj.get("status") or {}
+    generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    head = f"InferenceService {_ns_name(obj)} is not a ready canary, so it is not promoted (nothing changed): "
+    tail = "; wait until the canary is ready (get_status), or roll it back"
+    if observed < generation:
+        raise ConfigError(f"{head}the controller has not seen generation {generation} yet (observed {observed}){tail}")
+    if mode_of(obj) == STANDARD:
+        cname = ((_canaries(obj)[0].get("predictor") or {}).get("name")) or ""
+        entry = _canary_status(obj, cname)
+        if not entry:
+            raise ConfigError(f"{head}canary {cname!r} has no status yet{tail}")
+        if not entry.get("ready"):
+            failure = _model_failure(entry.get("modelStatus"))
+            why = _describe_failure(failure) if failure else "not ready"
+            raise ConfigError(f"{head}canary {cname!r}: {why}{tail}")
+        return
+    ready = _condition(obj, "Ready")
+    predictor = (status.get("components") or {}).get("predictor") or {}
+    created = predictor.get("latestCreatedRevision") or ""
+    latest_ready = predictor.get("latestReadyRevision") or ""
+    if ready.get("status") != "True" or not created or created != latest_ready:
+        cond = " ".join(x for x in (ready.get("status", "missing"), ready.get("reason", "")) if x)
+        message = f" ({ready['message']})" if ready.get("message") else ""
+        raise ConfigError(
+            f"{head}Ready={cond}{message}, latest created revision {created or 'none'}, latest ready revision "
+            f"{latest_ready or 'none'}{tail}"
+        )
+
+
+def _promote_plan(obj: dict, check_health: bool = True, action: str = "promoted") -> _Plan:
+    """Plan the promotion of ``obj``'s canary (or "unchanged" when there is none)."""
+    ns_name = _ns_name(obj)
+    mode = mode_of(obj)
+    if rollout_state(obj) == STATE_ROLLED_BACK:
+        raise ConfigError(
+            f"InferenceService {ns_name} was rolled back from "
+            f"{_annotations(obj).get(ROLLED_BACK_FROM_ANNOTATION, 'its canary')}: there is no canary to promote; "
+            "deploy a new model instead"
+        )
+    unchanged = _Plan("unchanged", None, lambda gen: _current_expectation(obj), "unchanged", "no canary to promote")
+    annotations: dict[str, Any] = {ROLLOUT_STATE_ANNOTATION: STATE_STABLE}
+    if mode == STANDARD:
+        canaries = _canaries(obj)
+        if not canaries:
+            return unchanged
+        if len(canaries) != 1:
+            raise ConfigError(f"InferenceService {ns_name} has {len(canaries)} canaries; promote expects one")
+        if check_health:
+            _require_ready_canary(obj)
+        canary_predictor = canaries[0].get("predictor") or {}
+        stable = _predictor(obj)
+        annotations[PREVIOUS_PREDICTOR_NAME_ANNOTATION] = stable.get("name") or None
+        predictor_patch = {
+            "name": canary_predictor.get("name"),
+            "model": _model_patch(stable.get("model") or {}, canary_predictor.get("model") or {}),
+            "serviceAccountName": canary_predictor.get("serviceAccountName") or None,
+        }
+        body = {"metadata": {"annotations": annotations}, "spec": {"predictor": predictor_patch, "canary": None}}
+        baseline = _baseline(obj, new_revision=False)
+        uri = (canary_predictor.get("model") or {}).get("storageUri", "")
+        expect = lambda gen: Expectation(gen, mode, no_canaries=True, **baseline)  # noqa: E731
+    else:
+        if _predictor(obj).get("canaryTrafficPercent") is None:
+            return unchanged
+        if check_health:
+            _require_ready_canary(obj)
+        body = {"metadata": {"annotations": annotations}, "spec": {"predictor": {"canaryTrafficPercent": None}}}
+        uri = _predictor_uri(obj)
+        expect = lambda gen: Expectation(gen, mode, latest_percent=100)  # noqa: E731
+    return _Plan("patch", body, expect, action, f"{uri} takes 100% of the traffic")
+
+
+def _retarget_plan(existing: dict, mode: str, want: int | None, storage_uri: str) -> _Plan:
+    """Plan a deploy of the model already there: move its canary's traffic to ``want`` percent (None: 100%)."""
+    unchanged = _Plan(
+        "unchanged",
+        None,
+        lambda gen: _current_expectation(existing),
+        "unchanged",
+        f"{storage_uri} is already deployed; nothing written",
+    )
+    if rollout_state(existing) != STATE_CANARY:
+        return unchanged
+    previous = _annotations(existing).get(PREVIOUS_URI_ANNOTATION, "") or "the previous model"
+    if want is None:
+        try:
+            plan = _promote_plan(existing, check_health=False, action="rolled-out")
+        except ConfigError:
+            return unchanged
+        if plan.kind == "patch":
+            plan.note = f"{storage_uri} (the canary) now takes 100% of the traffic (previous: {previous})"
+        return plan
+    if mode == KNATIVE:
+        current = _predictor(existing).get("canaryTrafficPercent")
+        if current is None or current == want:
+            return unchanged
+        body = {"spec": {"predictor": {"canaryTrafficPercent": want}}}
+        # No new revision: a failed latest revision is current, so no baseline.
+        expect = lambda gen: Expectation(gen, mode, latest_percent=want)  # noqa: E731
+    else:
+        canaries = _canaries(existing)
+        if len(canaries) != 1:
+            return unchanged
+        current = canaries[0].get("trafficPercent")
+        if current == want:
+            return unchanged
+        entry = copy.deepcopy(canaries[0])
+        entry["trafficPercent"] = want
+        cname = (entry.get("predictor") or {}).get("name", "")
+        body = {"spec": {"canary": [entry]}}
+        baseline = _baseline(existing, new_revision=False, canary_name=cname)
+        expect = lambda gen: Expectation(gen, mode, canary_name=cname, canary_percent=want, **baseline)  # noqa: E731
+    note = f"{storage_uri} at {want}% of the traffic (was {current}%), {previous} at {100 - want}%"
+    return _Plan("patch", body, expect, "canary", note)
+
+
+def _plan_deploy(
+    api: Any,
+    existing: dict | None,
+    desired: dict,
+    storage_uri: str,
+    percent: int | None,
+    mode: str,
+    render_kwargs: dict,
+) -> _Plan:
+    """Plan a deploy of ``desired`` (as rendered) against ``existing`` (None: not there yet)."""
+    desired = copy.deepcopy(desired)
+    namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    desired_predictor = desired["spec"]["predictor"]
+    if existing is None:
+        desired["metadata"]["annotations"][ROLLOUT_STATE_ANNOTATION] = STATE_STABLE
+        return _Plan(
+            "create",
+            desired,
+            lambda gen: Expectation(gen, mode, latest_percent=100, no_canaries=True),
+            "created",
+            f"created with {storage_uri} taking 100% of the traffic",
+        )
+    existing_mode = mode_of(existing)
+    if existing_mode != mode:
+        raise ConfigError(
+            f"deployment_mode: InferenceService {namespace}/{name} runs in {existing_mode} mode, asked for {mode}; "
+            "KServe cannot switch an InferenceService's mode in place"
+        )
+    # An empty runtime / service account means "not specified": keep what the service already has.
+    if not render_kwargs.get("runtime") and (_predictor(existing).get("model") or {}).get("runtime"):
+        desired_predictor["model"]["runtime"] = _predictor(existing)["model"]["runtime"]
+    if not render_kwargs.get("service_account_name") and _predictor(existing).get("serviceAccountName"):
+        desired_predictor["serviceAccountName"] = _predictor(existing)["serviceAccountName"]
+    canary = percent is not None and percent < 100
+    if _spec_matches(existing, desired_predictor, mode):
+        return _retarget_plan(existing, mode, percent if canary else None, storage_uri)
+
+    state = rollout_state(existing)
+    annotations = _annotations(existing)
+    status = ((existing.get("status") or {}).get("components") or {}).get("predictor") or {}
+    note = ""
+    meta_patch: dict[str, Any] = {
+        "labels": desired["metadata"]["labels"],
+        "annotations": {ROLLED_BACK_FROM_ANNOTATION: None},
+    }
+    if mode == KNATIVE:
+        stable_uri = annotations.get(PREVIOUS_URI_ANNOTATION, "") if state == STATE_CANARY else _predictor_uri(existing)
+        stable_uri = stable_uri or _predictor_uri(existing)
+        if canary and not status.get("latestRolledoutRevision"):
+            canary, note = False, "no revision was ever rolled out, so the model takes 100% (no canary)"
+        predictor_patch: dict[str, Any] = {
+            "model": _model_patch(_predictor(existing).get("model") or {}, desired_predictor["model"]),
+            "canaryTrafficPercent": percent if canary else None,
+            "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
+        }
+        spec_patch: dict[str, Any] = {"predictor": predictor_patch}
+        old_revision = status.get("latestReadyRevision", "")
+        latest_percent = percent if canary and percent is not None else 100
+        baseline = _baseline(existing, new_revision=True)
+
+        def expect(gen: int) -> Expectation:
+            return Expectation(gen, mode, latest_percent=latest_percent, not_revision=old_revision, **baseline)
+
+    else:
+        stable_uri = _predictor_uri(existing)
+        if canary and not standard_canary_supported(api, namespace):
+            raise ConfigError(
+                "canary_traffic_percent: Standard mode has no canary in this cluster's KServe (its InferenceService "
+                "CRD has no spec.canary, added in KServe 0.20; older versions silently ignore canaryTrafficPercent "
+                "in this mode, see KServe #5335/#4074). Use deployment_mode=Knative, upgrade KServe, or pass "
+                "canary_traffic_percent=None for a full rollout"
+            )
+        if canary:
+            cname = _canary_name(storage_uri)
+            # The canary's model is a full Container in the CRD: its container name is required.
+            canary_model = {"name": "kserve-container", **desired_predictor["model"]}
+            canary_predictor = {"name": cname, "model": canary_model}
+            if desired_predictor.get("serviceAccountName"):
+                canary_predictor["serviceAccountName"] = desired_predictor["serviceAccountName"]
+            spec_patch = {"canary": [{"trafficPercent": percent, "predictor": canary_predictor}]}
+            canary_percent = int(percent or 0)
+            baseline = _baseline(existing, new_revision=False, canary_name=cname)
+
+            def expect(gen: int) -> Expectation:
+                return Expectation(gen, mode, canary_name=cname, canary_percent=canary_percent, **baseline)
+
+        else:
+            spec_patch = {
+                "predictor": {
+                    "model": _model_patch(_predictor(existing).get("model") or {}, desired_predictor["model"]),
+                    "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
+                },
+                "canary": None,
+            }
+            baseline = _baseline(existing, new_revision=False)
+
+            def expect(gen: int) -> Expectation:
+                return Expectation(gen, mode, no_canaries=True, **baseline)
+
+        meta_patch["annotations"][PREVIOUS_PREDICTOR_NAME_ANNOTATION] = _predictor(existing).get("name") or None
+    meta_patch["annotations"][PREVIOUS_URI_ANNOTATION] = stable_uri or None
+    meta_patch["annotations"][PREVIOUS_PREDICTOR_ANNOTATION] = _stable_predictor_json(existing, mode)
+    meta_patch["annotations"][ROLLOUT_STATE_ANNOTATION] = STATE_CANARY if canary else STATE_STABLE
+    if not note:
+        note = (
+            f"{storage_uri} at {percent}% of the traffic, {stable_uri} at {100 - int(percent or 0)}%"
+            if canary
+            else f"{storage_uri} rolled out to 100% of the traffic (previous: {stable_uri})"
+        )
+    return _Plan(
+        "patch",
+        {"metadata": meta_patch, "spec": spec_patch},
+        expect,
+        "canary" if canary else "rolled-out",
+        note,
+        stable_uri,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Deploy, promote, rollback
+# --------------------------------------------------------------------------------------------------------
 
 
 def deploy(
@@ -1180,16 +1753,23 @@ def deploy(
 
     * Absent: created with the model taking 100% of the traffic (a canary needs a previous model).
     * Already moving to the same model with the same settings: nothing is written ("unchanged"); the call
-      still waits for that state to be ready.
+      still waits for that state to be ready. If that model is a canary and another percent is asked for,
+      only the split changes (Knative ``canaryTrafficPercent``, Standard the canary's ``trafficPercent``);
+      None or 100 rolls the canary out fully.
     * Otherwise: the predictor's model is patched. Knative mode with ``canary_traffic_percent`` N < 100 sets
       ``canaryTrafficPercent: N``; Standard mode writes one ``spec.canary[]`` entry when the CRD has that
-      field (else ConfigError); None or 100 rolls the model out fully. The previous storageUri is recorded
-      in the ``kfp-tabular.dev/previous-storage-uri`` annotation.
+      field (else ConfigError); None or 100 rolls the model out fully. The previous storageUri and the whole
+      previous predictor (JSON) are recorded in the ``kfp-tabular.dev/previous-storage-uri`` and
+      ``kfp-tabular.dev/previous-predictor`` annotations.
+
+    Every patch carries the ``metadata.resourceVersion`` it was planned from, so a concurrent writer makes
+    the API server answer 409: the object is re-read and the write planned again once, then the call fails.
 
     The call then waits until ``status.observedGeneration`` reaches the generation the write returned, Ready
-    is True and the traffic shows the intended split. On a reported failure or a timeout it rolls back (the
-    model reverted to the previous storageUri and all traffic on the previously rolled-out revision) and
-    raises DeployError saying what it waited for and what status said.
+    is True and the traffic shows the intended split; a failure ``status`` reported before the write does
+    not count. On a reported failure or a timeout it rolls back (the previous predictor restored and all
+    traffic on the previously rolled-out revision) and raises DeployError saying what it waited for and what
+    status said.
 
     Args:
         name: InferenceService name (DNS-1035 label).
@@ -1208,7 +1788,8 @@ def deploy(
 
     Raises:
         ConfigError: Invalid parameters, a mode change, or a Standard canary the cluster cannot do.
-        DeployError: The rollout failed or timed out (after rolling back), or the API refused a call.
+        DeployError: The rollout failed or timed out (after rolling back), a concurrent writer won twice, or
+            the API refused a call.
     """
     unknown = sorted(set(render_kwargs) - set(_RENDER_KWARGS))
     if unknown:
@@ -1220,14 +1801,25 @@ def deploy(
     percent = _check_percent(canary_traffic_percent)
     timeout = _check_timeout(timeout_seconds)
     desired = render_inference_service(name, namespace, storage_uri, None, mode, **render_kwargs)
-    desired_predictor = desired["spec"]["predictor"]
     api = api_client or load_api_client()
 
-    existing = _get(api, namespace, name)
-    if existing is None:
-        desired["metadata"]["annotations"][ROLLOUT_STATE_ANNOTATION] = STATE_STABLE
-        created = _create(api, namespace, desired)
-        expectation = Expectation(int(created["metadata"]["generation"]), mode, latest_percent=100, no_canaries=True)
+    def planner(existing: dict | None) -> _Plan:
+        return _plan_deploy(api, existing, desired, storage_uri, percent, mode, render_kwargs)
+
+    what = f"deploying {storage_uri} to {namespace}/{name}"
+    existing, plan, written = _write(api, namespace, name, _get(api, namespace, name), planner, what)
+    if written is None:
+        assert existing is not None
+        try:
+            obj = wait_for(api, namespace, name, plan.expect(0), timeout)
+        except WaitFailed as exc:
+            raise DeployError(
+                f"InferenceService {namespace}/{name} already specifies {storage_uri} but is not ready: {exc}; "
+                "nothing was changed"
+            ) from exc
+        return status_from_object(obj, "unchanged", plan.note)
+    expectation = plan.expect(int(written["metadata"]["generation"]))
+    if plan.kind == "create":
         try:
             obj = wait_for(api, namespace, name, expectation, timeout)
         except WaitFailed as exc:
@@ -1236,120 +1828,35 @@ def deploy(
                 f"back to: InferenceService {namespace}/{name} exists but serves nothing; fix the model or runtime "
                 "and deploy again"
             ) from exc
-        return status_from_object(obj, "created", f"created with {storage_uri} taking 100% of the traffic")
-
-    existing_mode = mode_of(existing)
-    if existing_mode != mode:
-        raise ConfigError(
-            f"deployment_mode: InferenceService {namespace}/{name} runs in {existing_mode} mode, asked for {mode}; "
-            "KServe cannot switch an InferenceService's mode in place"
-        )
-    # An empty runtime / service account means "not specified": keep what the service already has.
-    if not render_kwargs.get("runtime") and (_predictor(existing).get("model") or {}).get("runtime"):
-        desired_predictor["model"]["runtime"] = _predictor(existing)["model"]["runtime"]
-    if not render_kwargs.get("service_account_name") and _predictor(existing).get("serviceAccountName"):
-        desired_predictor["serviceAccountName"] = _predictor(existing)["serviceAccountName"]
-    if _spec_matches(existing, desired_predictor, mode):
-        try:
-            obj = wait_for(api, namespace, name, _current_expectation(existing), timeout)
-        except WaitFailed as exc:
-            raise DeployError(
-                f"InferenceService {namespace}/{name} already specifies {storage_uri} but is not ready: {exc}; "
-                "nothing was changed"
-            ) from exc
-        return status_from_object(obj, "unchanged", f"{storage_uri} is already deployed; nothing written")
-
-    state = rollout_state(existing)
-    annotations = _annotations(existing)
-    status = ((existing.get("status") or {}).get("components") or {}).get("predictor") or {}
-    canary = percent is not None and percent < 100
-    note = ""
-    meta_patch: dict[str, Any] = {
-        "labels": desired["metadata"]["labels"],
-        "annotations": {ROLLED_BACK_FROM_ANNOTATION: None},
-    }
-    if mode == KNATIVE:
-        stable_uri = annotations.get(PREVIOUS_URI_ANNOTATION, "") if state == STATE_CANARY else _predictor_uri(existing)
-        stable_uri = stable_uri or _predictor_uri(existing)
-        if canary and not status.get("latestRolledoutRevision"):
-            canary, note = False, "no revision was ever rolled out, so the model takes 100% (no canary)"
-        predictor_patch: dict[str, Any] = {
-            "model": _model_patch(_predictor(existing).get("model") or {}, desired_predictor["model"]),
-            "canaryTrafficPercent": percent if canary else None,
-            "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
-        }
-        spec_patch: dict[str, Any] = {"predictor": predictor_patch}
-        old_revision = status.get("latestReadyRevision", "")
-        make_expectation = lambda gen: Expectation(  # noqa: E731
-            gen, mode, latest_percent=percent if canary else 100, not_revision=old_revision
-        )
-    else:
-        stable_uri = _predictor_uri(existing)
-        if canary and not standard_canary_supported(api, namespace):
-            raise ConfigError(
-                "canary_traffic_percent: Standard mode has no canary in this cluster's KServe (its InferenceService "
-                "CRD has no spec.canary, added in KServe 0.20; older versions silently ignore canaryTrafficPercent "
-                "in this mode, see KServe #5335/#4074). Use deployment_mode=Knative, upgrade KServe, or pass "
-                "canary_traffic_percent=None for a full rollout"
-            )
-        if canary:
-            cname = _canary_name(storage_uri)
-            # The canary's model is a full Container in the CRD: its container name is required.
-            canary_model = {"name": "kserve-container", **desired_predictor["model"]}
-            canary_predictor = {"name": cname, "model": canary_model}
-            if desired_predictor.get("serviceAccountName"):
-                canary_predictor["serviceAccountName"] = desired_predictor["serviceAccountName"]
-            spec_patch = {"canary": [{"trafficPercent": percent, "predictor": canary_predictor}]}
-            make_expectation = lambda gen: Expectation(gen, mode, canary_name=cname, canary_percent=percent)  # noqa: E731
-        else:
-            spec_patch = {
-                "predictor": {
-                    "model": _model_patch(_predictor(existing).get("model") or {}, desired_predictor["model"]),
-                    "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
-                },
-                "canary": None,
-            }
-            make_expectation = lambda gen: Expectation(gen, mode, no_canaries=True)  # noqa: E731
-        meta_patch["annotations"][PREVIOUS_PREDICTOR_NAME_ANNOTATION] = _predictor(existing).get("name") or None
-    meta_patch["annotations"][PREVIOUS_URI_ANNOTATION] = stable_uri or None
-    meta_patch["annotations"][ROLLOUT_STATE_ANNOTATION] = STATE_CANARY if canary else STATE_STABLE
-
-    written = _merge_patch(api, namespace, name, {"metadata": meta_patch, "spec": spec_patch})
-    expectation = make_expectation(int(written["metadata"]["generation"]))
+        return status_from_object(obj, plan.action, plan.note)
     try:
         obj = wait_for(api, namespace, name, expectation, timeout)
     except WaitFailed as exc:
         failure = str(exc)
+        stable_uri = plan.stable_uri or _annotations(written).get(PREVIOUS_URI_ANNOTATION, "") or "the previous model"
         try:
             current = _get(api, namespace, name) or written
-            _, what = _apply_rollback(api, current, timeout)
+            _, rolled = _apply_rollback(api, current, timeout, unwritten="the rollback was not written")
         except (DeployError, ConfigError) as rollback_exc:
             raise DeployError(
-                f"deploying {storage_uri} to {namespace}/{name} failed: {failure}. The rollback to {stable_uri} was "
-                f"attempted but did not complete: {rollback_exc}"
+                f"{what} failed: {failure}. The rollback to {stable_uri} was attempted but did not complete: "
+                f"{rollback_exc}"
             ) from exc
-        raise DeployError(
-            f"deploying {storage_uri} to {namespace}/{name} failed: {failure}. Rolled back: {what}"
-        ) from exc
-    action = "canary" if canary else "rolled-out"
-    if not note:
-        note = (
-            f"{storage_uri} at {percent}% of the traffic, {stable_uri} at {100 - percent}%"
-            if canary
-            else f"{storage_uri} rolled out to 100% of the traffic (previous: {stable_uri})"
-        )
-    return status_from_object(obj, action, note)
+        raise DeployError(f"{what} failed: {failure}. Rolled back: {rolled}") from exc
+    return status_from_object(obj, plan.action, plan.note)
 
 
 def promote(name: str, namespace: str, api_client: Any = None, timeout_seconds: float = 600) -> DeployStatus:
     """Promote the canary: the latest model takes 100% of the traffic.
 
-    Knative mode removes ``canaryTrafficPercent`` with a JSON merge patch (``null``); Standard mode makes the
-    canary entry the predictor and empties ``spec.canary``. Promoting with no canary in progress changes
-    nothing ("unchanged").
+    Only a ready canary is promoted: Knative ``Ready`` True with the latest created revision ready,
+    Standard the canary's ``canaryStatuses`` entry ready. Knative mode removes ``canaryTrafficPercent`` with
+    a JSON merge patch (``null``); Standard mode makes the canary entry the predictor and empties
+    ``spec.canary``. Promoting with no canary in progress changes nothing ("unchanged").
 
     Raises:
-        ConfigError: After a rollback (deploy a new model instead), or an unexpected canary layout.
+        ConfigError: After a rollback (deploy a new model instead), when the canary is not ready (nothing
+            written), or an unexpected canary layout.
         DeployError: If the API refuses the patch or the promotion does not show in status in time.
     """
     _check_dns1035(name, "name")
@@ -1357,36 +1864,17 @@ def promote(name: str, namespace: str, api_client: Any = None, timeout_seconds: 
     timeout = _check_timeout(timeout_seconds)
     api = api_client or load_api_client()
     obj = _require(api, namespace, name)
-    mode = mode_of(obj)
-    state = rollout_state(obj)
-    if state == STATE_ROLLED_BACK:
-        raise ConfigError(
-            f"InferenceService {namespace}/{name} was rolled back from "
-            f"{_annotations(obj).get(ROLLED_BACK_FROM_ANNOTATION, 'its canary')}: there is no canary to promote; "
-            "deploy a new model instead"
-        )
-    annotations = {ROLLOUT_STATE_ANNOTATION: STATE_STABLE}
-    if mode == STANDARD:
-        canaries = _canaries(obj)
-        if not canaries:
-            return _unchanged(api, obj, timeout, "no canary to promote")
-        if len(canaries) != 1:
-            raise ConfigError(f"InferenceService {namespace}/{name} has {len(canaries)} canaries; promote expects one")
-        canary_predictor = canaries[0].get("predictor") or {}
-        annotations[PREVIOUS_PREDICTOR_NAME_ANNOTATION] = _predictor(obj).get("name") or None
-        predictor_patch = {
-            "name": canary_predictor.get("name"),
-            "model": _model_patch(_predictor(obj).get("model") or {}, canary_predictor.get("model") or {}),
-        }
-        patch = {"metadata": {"annotations": annotations}, "spec": {"predictor": predictor_patch, "canary": None}}
-        make_expectation = lambda gen: Expectation(gen, mode, no_canaries=True)  # noqa: E731
-    else:
-        if _predictor(obj).get("canaryTrafficPercent") is None:
-            return _unchanged(api, obj, timeout, "no canary to promote")
-        patch = {"metadata": {"annotations": annotations}, "spec": {"predictor": {"canaryTrafficPercent": None}}}
-        make_expectation = lambda gen: Expectation(gen, mode, latest_percent=100)  # noqa: E731
-    written = _merge_patch(api, namespace, name, patch)
-    expectation = make_expectation(int(written["metadata"]["generation"]))
+
+    def planner(current: dict | None) -> _Plan:
+        if current is None:
+            raise DeployError(f"InferenceService {namespace}/{name} not found")
+        return _promote_plan(current)
+
+    planned_from, plan, written = _write(api, namespace, name, obj, planner, f"promotion of {namespace}/{name}")
+    if written is None:
+        assert planned_from is not None
+        return _unchanged(api, planned_from, timeout, plan.note)
+    expectation = plan.expect(int(written["metadata"]["generation"]))
     try:
         done = wait_for(api, namespace, name, expectation, timeout)
     except WaitFailed as exc:
@@ -1400,11 +1888,14 @@ def promote(name: str, namespace: str, api_client: Any = None, timeout_seconds: 
 def rollback(name: str, namespace: str, api_client: Any = None, timeout_seconds: float = 600) -> DeployStatus:
     """Roll back to the previous model.
 
-    Knative mode during a canary: the model is reverted to the previous storageUri and
-    ``canaryTrafficPercent: 0`` pins all traffic on the previously rolled-out revision. After a promotion
-    KServe would pin the promoted revision, so the model is reverted without a pin and the new revision
-    (serving the previous model) takes the traffic. Standard mode removes the canary entry, or reverts the
-    predictor after a promotion. Rolling back twice changes nothing the second time ("unchanged").
+    The whole previous predictor recorded at deploy time (``kfp-tabular.dev/previous-predictor``: model with
+    runtime, resources, protocol, format, and the service account) is restored; without that record (an
+    older deployment, ``kubectl apply``) only the storageUri is reverted. Knative mode during a canary:
+    ``canaryTrafficPercent: 0`` also pins all traffic on the previously rolled-out revision. After a
+    promotion KServe would pin the promoted revision, so the predictor is reverted without a pin and the new
+    revision (serving the previous model) takes the traffic. Standard mode removes the canary entry, or
+    restores the predictor after a promotion. Rolling back twice changes nothing the second time
+    ("unchanged").
 
     Raises:
         ConfigError: If there is no previous model recorded.
@@ -1421,7 +1912,7 @@ def rollback(name: str, namespace: str, api_client: Any = None, timeout_seconds:
         done, what = _apply_rollback(api, obj, timeout)
     except WaitFailed as exc:
         raise DeployError(f"rollback of {namespace}/{name} was written but not confirmed: {exc}") from exc
-    return status_from_object(done, "rolled-back", what)
+    return status_from_object(done, "unchanged" if what == "already rolled back" else "rolled-back", what)
 
 
 def _unchanged(api: Any, obj: dict, timeout: float, note: str) -> DeployStatus:

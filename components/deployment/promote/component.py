@@ -17,7 +17,9 @@ def promote_model(
     """Promote the canary of an InferenceService and wait until the latest revision has 100% of the traffic.
 
     Knative mode removes ``canaryTrafficPercent`` (JSON merge patch); Standard mode makes the canary entry the
-    predictor. With no canary in progress nothing changes. Disable caching on this task.
+    predictor. Only a ready canary is promoted (otherwise the task fails and nothing is written). With no
+    canary in progress nothing changes. Disable caching on this task (``.set_caching_options(False)``): a
+    cached run would report success without touching the cluster.
 
     Args:
         isvc_name: InferenceService name.

@@ -16,9 +16,11 @@ def rollback_model(
 ):
     """Return an InferenceService to the model it served before the last deploy, and wait for it.
 
-    During a canary the model is reverted and ``canaryTrafficPercent: 0`` pins all traffic on the previously
-    rolled-out revision; after a promotion the previous model is rolled out again. Rolling back twice
-    changes nothing the second time. Disable caching on this task.
+    The whole previous predictor recorded by deploy (model, runtime, resources, service account) is
+    restored. During a canary ``canaryTrafficPercent: 0`` also pins all traffic on the previously rolled-out
+    revision; after a promotion the previous model is rolled out again. Rolling back twice changes nothing
+    the second time. Disable caching on this task (``.set_caching_options(False)``): a cached run would
+    report success without touching the cluster.
 
     Args:
         isvc_name: InferenceService name.

@@ -10,10 +10,16 @@ through the status subresource the way KServe does:
   KServe's ``PropagateStatus``. Ready is Unknown while the latest created revision is coming up, False when
   it failed (``RevisionFailed``), True when it is ready.
 * Standard mode: the stable predictor and each ``spec.canary[]`` entry become ready after ``ready_delay``;
-  ``status.canaryStatuses`` and the ``CanaryPredictorReady`` condition report the canaries.
+  ``status.canaryStatuses`` and the ``CanaryPredictorReady`` condition report the canaries. Like KServe's
+  ``PropagateModelStatus``, ``status.modelStatus`` (stable predictor) and ``canaryStatuses[].modelStatus``
+  say ``transitionStatus`` (InProgress, UpToDate, BlockedByFailedLoad), ``states.activeModelState``
+  (Pending, Loaded, FailedToLoad) and, for a model that failed, ``lastFailureInfo`` (ModelLoadFailed).
 
 ``fail_uris``: models that fail to load (Knative: the revision fails). ``stuck_uris``: models that never
-become ready and never fail (to test timeouts).
+become ready and never fail (to test timeouts). ``lag``: seconds during which, after a new generation of a
+Knative-mode service, ``status.observedGeneration`` already says the new generation while everything else
+in ``status`` still describes the old revisions (a controller that reports the generation before the new
+revision exists, which KServe/Knative can do).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class _State:
     latest_rolledout: str = ""
     previous_rolledout: str = ""
     since: dict = dataclasses.field(default_factory=dict)
+    failed_at: dict = dataclasses.field(default_factory=dict)
+    lag_since: dict = dataclasses.field(default_factory=dict)
 
 
 def _now() -> str:
@@ -58,6 +66,8 @@ class FakeKServeController:
     Attributes:
         fail_uris: storageUris whose predictor fails to load.
         stuck_uris: storageUris whose predictor never becomes ready (and never fails).
+        lag: Knative mode: for this many seconds after a new generation, status reports the new
+            observedGeneration but still describes the old revisions (0: off).
         errors: Exceptions raised in the controller thread (a test should assert it stays empty).
         writes: How many status writes were made.
     """
@@ -70,6 +80,7 @@ class FakeKServeController:
         self.interval = interval
         self.fail_uris: set[str] = set()
         self.stuck_uris: set[str] = set()
+        self.lag = 0.0
         self.errors: list[BaseException] = []
         self.writes = 0
         self._states: dict[tuple[str, str], _State] = {}
@@ -154,6 +165,12 @@ class FakeKServeController:
         predictor = copy.deepcopy((obj.get("spec") or {}).get("predictor") or {})
         canary = predictor.pop("canaryTrafficPercent", None)
         uri = (predictor.get("model") or {}).get("storageUri", "")
+        if generation != state.generation and self.lag and obj.get("status"):
+            since = state.lag_since.setdefault(generation, time.monotonic())
+            if time.monotonic() - since < self.lag:
+                stale = copy.deepcopy(obj["status"])
+                stale["observedGeneration"] = generation
+                return stale
         if generation != state.generation:
             state.generation = generation
             if not state.revisions or state.revisions[-1].template != predictor:
@@ -231,6 +248,12 @@ class FakeKServeController:
                 "message": f'Configuration "{name}-predictor" is waiting for a Revision to become ready.',
             }
             transition, active = "InProgress", "Loaded" if latest_ready else "Pending"
+        model_status: dict[str, Any] = {
+            "transitionStatus": transition,
+            "states": {"activeModelState": active, "targetModelState": "Loaded"},
+        }
+        if latest_health == "failed":
+            model_status["lastFailureInfo"] = self._failure(state, latest_created, latest_uri)
         url = f"http://{name}.{namespace}.example.com"
         components = {
             "latestCreatedRevision": latest_created,
@@ -259,21 +282,41 @@ class FakeKServeController:
                 "address": {"url": f"http://{name}.{namespace}.svc.cluster.local"},
                 "components": {"predictor": components},
                 "conditions": conditions,
-                "modelStatus": {
-                    "transitionStatus": transition,
-                    "states": {"activeModelState": active, "targetModelState": "Loaded"},
-                },
+                "modelStatus": model_status,
             },
         )
 
     def _since(self, state: _State, key: tuple) -> float:
         return state.since.setdefault(key, time.monotonic())
 
+    def _failure(self, state: _State, location: str, uri: str) -> dict:
+        """KServe's lastFailureInfo for a model that failed to load (the time is that of the first failure)."""
+        when = state.failed_at.setdefault((location, uri), _now())
+        return {
+            "location": location,
+            "reason": "ModelLoadFailed",
+            "message": f"model {uri} failed to load",
+            "exitCode": 1,
+            "time": when,
+        }
+
+    def _model_status(self, state: _State, health: str, location: str, uri: str) -> dict:
+        transition, active = {
+            "ready": ("UpToDate", "Loaded"),
+            "failed": ("BlockedByFailedLoad", "FailedToLoad"),
+            "pending": ("InProgress", "Pending"),
+        }[health]
+        status = {"transitionStatus": transition, "states": {"activeModelState": active, "targetModelState": "Loaded"}}
+        if health == "failed":
+            status["lastFailureInfo"] = self._failure(state, location, uri)
+        return status
+
     def _standard(self, obj: dict, state: _State, generation: int) -> dict:
         name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
         spec = obj.get("spec") or {}
         predictor = spec.get("predictor") or {}
         uri = (predictor.get("model") or {}).get("storageUri", "")
+        stable_name = predictor.get("name", "") or f"{name}-predictor"
         stable = self._health(uri, self._since(state, ("stable", predictor.get("name", ""), uri)))
         canary_statuses = []
         for entry in spec.get("canary") or []:
@@ -282,10 +325,18 @@ class FakeKServeController:
             health = self._health(curi, self._since(state, ("canary", cpred.get("name", ""), curi)))
             percent = entry.get("trafficPercent", 0)
             canary_statuses.append(
-                {"name": cpred.get("name", ""), "ready": health == "ready", "trafficPercent": percent}
+                {
+                    "name": cpred.get("name", ""),
+                    "ready": health == "ready",
+                    "trafficPercent": percent,
+                    "modelStatus": self._model_status(state, health, f"{name}-{cpred.get('name', '')}", curi),
+                }
             )
         ready = {"ready": "True", "failed": "False", "pending": "Unknown"}[stable]
-        conditions = [{"type": "PredictorReady", "status": ready}, {"type": "Ready", "status": ready}]
+        ready_cond: dict[str, Any] = {"status": ready}
+        if stable == "failed":
+            ready_cond.update(reason="PredictorNotReady", message=f"model {uri} failed to load")
+        conditions = [{"type": "PredictorReady", **ready_cond}, {"type": "Ready", **ready_cond}]
         if canary_statuses:
             all_ready = all(c["ready"] for c in canary_statuses)
             conditions.append(
@@ -301,6 +352,7 @@ class FakeKServeController:
             "url": f"http://{name}-{namespace}.example.com",
             "components": {"predictor": {"url": f"http://{name}-predictor-{namespace}.example.com"}},
             "conditions": conditions,
+            "modelStatus": self._model_status(state, stable, stable_name, uri),
         }
         if canary_statuses:
             status["canaryStatuses"] = canary_statuses

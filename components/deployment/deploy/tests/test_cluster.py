@@ -293,7 +293,10 @@ def test_standard_mode_canary_promote_and_rollback(api, namespace, controller):
     )
     assert status.action == "canary"
     canary_name = core._canary_name(B)
-    assert status.canaries == [{"name": canary_name, "ready": True, "trafficPercent": 25}]
+    assert [{k: c[k] for k in ("name", "ready", "trafficPercent")} for c in status.canaries] == [
+        {"name": canary_name, "ready": True, "trafficPercent": 25}
+    ]
+    assert status.canaries[0]["modelStatus"]["transitionStatus"] == "UpToDate"
     obj = stored(api, namespace)
     assert obj["spec"]["predictor"]["model"]["storageUri"] == A, "the stable predictor is untouched"
     assert obj["spec"]["canary"][0]["trafficPercent"] == 25
@@ -410,3 +413,311 @@ def test_unspecified_runtime_and_service_account_are_kept(api, namespace, contro
     assert predictor["serviceAccountName"] == "kserve-storage"
     assert predictor["model"]["runtime"] == "kfp-tabular-sklearn"
     assert predictor["model"]["storageUri"] == B
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Review fixes: stale status, whole-predictor rollback, percent changes, promote health, Standard fast
+# failure, optimistic concurrency
+# ---------------------------------------------------------------------------------------------------------
+
+
+def admin_patch(api, namespace, body, name="churn"):
+    """A merge patch by someone else (kubectl, another pipeline run), without our resourceVersion guard."""
+    return api.call_api(
+        f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}",
+        "PATCH",
+        {},
+        [],
+        {"Accept": "application/json", "Content-Type": "application/merge-patch+json"},
+        body=body,
+        response_type="object",
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+    )
+
+
+def wait_observed(api, namespace, name="churn", timeout=15, until=lambda obj: True):
+    """Wait until the controller has observed the current generation (and ``until`` holds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = stored(api, namespace, name)
+        observed = (obj.get("status") or {}).get("observedGeneration", 0)
+        if observed >= obj["metadata"]["generation"] and until(obj):
+            return obj
+        time.sleep(0.05)
+    raise AssertionError(f"controller did not observe {namespace}/{name}: {obj.get('status')}")
+
+
+def test_good_deploy_right_after_a_failed_one_is_not_failed_by_stale_status(api, namespace, controller):
+    """observedGeneration moves before the new revision exists; the failed revision is not the new one."""
+    controller.fail_uris.add(A)
+    with pytest.raises(DeployError, match="no previous model to roll back to"):
+        core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    controller.lag = 1.0
+    status = core.deploy("churn", namespace, B, api_client=api, timeout_seconds=30)
+    assert status.action == "rolled-out" and status.ready
+    assert traffic_of(status) == {("churn-predictor-00002", True): 100}
+    assert stored(api, namespace)["spec"]["predictor"]["model"]["storageUri"] == B
+
+
+def test_automatic_rollback_completes_despite_stale_failed_status(api, namespace, controller):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    controller.fail_uris.add(B)
+    controller.lag = 1.0
+    with pytest.raises(DeployError) as info:
+        core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    message = str(info.value)
+    assert "churn-predictor-00002" in message and "RevisionFailed" in message
+    assert f"Rolled back: model reverted to {A}" in message, message
+    assert "did not complete" not in message
+    status = core.get_status("churn", namespace, api_client=api)
+    assert status.ready and status.storage_uri == A
+    assert traffic_of(status) == {("churn-predictor-00003", True): 100}
+
+
+def test_failed_canary_rollback_restores_the_whole_previous_predictor(api, namespace, controller):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30, service_account_name="sa-a")
+    predictor_a = stored(api, namespace)["spec"]["predictor"]
+    controller.fail_uris.add(B)
+    with pytest.raises(DeployError, match="Rolled back"):
+        core.deploy(
+            "churn",
+            namespace,
+            B,
+            canary_traffic_percent=10,
+            api_client=api,
+            timeout_seconds=30,
+            service_account_name="sa-b",
+            runtime="other-runtime",
+            resources={"limits": {"cpu": "3", "memory": "9Gi"}},
+        )
+    assert stored(api, namespace)["spec"]["predictor"] == predictor_a
+
+
+def test_manual_rollback_restores_the_whole_previous_predictor(api, namespace, controller):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30, service_account_name="sa-a")
+    predictor_a = stored(api, namespace)["spec"]["predictor"]
+    changed = {"service_account_name": "sa-b", "runtime": "other-runtime", "resources": {"limits": {"cpu": "3"}}}
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30, **changed)
+    b_model = stored(api, namespace)["spec"]["predictor"]["model"]
+    assert b_model["resources"] == {"limits": {"cpu": "3"}}, "the new model's resources replace the old ones"
+    # During the canary: everything of A again, traffic pinned on A's revision.
+    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    assert stored(api, namespace)["spec"]["predictor"] == {**predictor_a, "canaryTrafficPercent": 0}
+    # After a promotion: everything of B is replaced by A's predictor, without a pin.
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30, **changed)
+    core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    assert stored(api, namespace)["spec"]["predictor"] == predictor_a
+
+
+def test_standard_rollback_after_promote_restores_the_whole_previous_predictor(api, namespace, controller):
+    kwargs = {"deployment_mode": "Standard", "api_client": api, "timeout_seconds": 30}
+    core.deploy("churn", namespace, A, service_account_name="sa-a", **kwargs)
+    predictor_a = stored(api, namespace)["spec"]["predictor"]
+    core.deploy("churn", namespace, B, service_account_name="sa-b", runtime="other-runtime", **kwargs)
+    core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    promoted = stored(api, namespace)["spec"]["predictor"]
+    assert promoted["serviceAccountName"] == "sa-b" and promoted["model"]["runtime"] == "other-runtime"
+    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    assert stored(api, namespace)["spec"]["predictor"] == predictor_a
+
+
+def test_redeploying_the_canary_model_with_another_percent_moves_the_split(api, namespace, controller):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    status = core.deploy("churn", namespace, B, canary_traffic_percent=50, api_client=api, timeout_seconds=30)
+    assert status.action == "canary" and status.canary_traffic_percent == 50
+    assert traffic_of(status) == {("churn-predictor-00002", True): 50, ("churn-predictor-00001", False): 50}
+    obj = stored(api, namespace)
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 50
+    assert obj["metadata"]["annotations"]["kfp-tabular.dev/previous-storage-uri"] == A
+    assert len(controller._states[(namespace, "churn")].revisions) == 2, "a percent change makes no new revision"
+    again = core.deploy("churn", namespace, B, canary_traffic_percent=50, api_client=api, timeout_seconds=30)
+    assert again.action == "unchanged"
+
+
+def test_redeploying_the_canary_model_at_100_percent_rolls_it_out(api, namespace, controller):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    status = core.deploy("churn", namespace, B, canary_traffic_percent=100, api_client=api, timeout_seconds=30)
+    assert status.action == "rolled-out" and status.canary_traffic_percent is None
+    assert traffic_of(status) == {("churn-predictor-00002", True): 100}
+    assert status.latest_rolledout_revision == "churn-predictor-00002"
+    obj = stored(api, namespace)
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert obj["metadata"]["annotations"]["kfp-tabular.dev/rollout-state"] == "stable"
+    # The previous model stays recorded: a rollback still returns to A.
+    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).storage_uri == A
+
+
+def test_standard_redeploy_with_another_percent_moves_the_canary(api, namespace, controller):
+    kwargs = {"deployment_mode": "Standard", "api_client": api, "timeout_seconds": 30}
+    core.deploy("churn", namespace, A, **kwargs)
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, **kwargs)
+    status = core.deploy("churn", namespace, B, canary_traffic_percent=50, **kwargs)
+    assert status.action == "canary" and status.canary_traffic_percent == 50
+    assert [(c["name"], c["trafficPercent"], c["ready"]) for c in status.canaries] == [(core._canary_name(B), 50, True)]
+    assert stored(api, namespace)["spec"]["canary"][0]["trafficPercent"] == 50
+    full = core.deploy("churn", namespace, B, canary_traffic_percent=None, **kwargs)
+    assert full.action == "rolled-out" and full.canaries == []
+    obj = stored(api, namespace)
+    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == B
+
+
+@pytest.mark.parametrize("problem", ["stuck", "failed"])
+def test_promote_refuses_a_canary_that_is_not_ready(api, namespace, controller, problem):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    (controller.stuck_uris if problem == "stuck" else controller.fail_uris).add(B)
+    # A canary started outside deploy() (kubectl apply -k manifests/overlays/canary) whose revision is bad.
+    admin_patch(
+        api,
+        namespace,
+        {
+            "metadata": {"annotations": {"kfp-tabular.dev/rollout-state": "canary"}},
+            "spec": {"predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": B}}},
+        },
+    )
+    before = wait_observed(
+        api, namespace, until=lambda o: o["status"]["components"]["predictor"]["latestCreatedRevision"].endswith("2")
+    )
+    with pytest.raises(ConfigError, match="not a ready canary") as info:
+        core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    assert "churn-predictor-00002" in str(info.value)
+    after = stored(api, namespace)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"], "nothing written"
+    assert after["spec"] == before["spec"]
+
+
+def test_standard_promote_refuses_a_canary_that_is_not_ready(api, namespace, controller):
+    core.deploy("churn", namespace, A, deployment_mode="Standard", api_client=api, timeout_seconds=30)
+    controller.fail_uris.add(B)
+    model = {"name": "kserve-container", **stored(api, namespace)["spec"]["predictor"]["model"], "storageUri": B}
+    admin_patch(
+        api, namespace, {"spec": {"canary": [{"trafficPercent": 10, "predictor": {"name": "mb", "model": model}}]}}
+    )
+    before = wait_observed(
+        api, namespace, until=lambda o: (o["status"].get("canaryStatuses") or [{}])[0].get("modelStatus")
+    )
+    with pytest.raises(ConfigError, match="not a ready canary") as info:
+        core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    assert "'mb'" in str(info.value)
+    after = stored(api, namespace)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] and after["spec"] == before["spec"]
+
+
+def test_standard_mode_failed_canary_fails_fast_and_rolls_back(api, namespace, controller):
+    kwargs = {"deployment_mode": "Standard", "api_client": api, "timeout_seconds": 60}
+    core.deploy("churn", namespace, A, **kwargs)
+    controller.fail_uris.add(B)
+    started = time.monotonic()
+    with pytest.raises(DeployError) as info:
+        core.deploy("churn", namespace, B, canary_traffic_percent=10, **kwargs)
+    assert time.monotonic() - started < 30, "a reported failure must not wait for the timeout"
+    message = str(info.value)
+    assert "BlockedByFailedLoad" in message and "ModelLoadFailed" in message and f"model {B} failed to load" in message
+    assert f"canary {B} removed" in message
+    obj = stored(api, namespace)
+    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == A
+    assert core.get_status("churn", namespace, api_client=api).ready
+
+
+def test_standard_mode_failed_full_rollout_fails_fast_and_rolls_back(api, namespace, controller):
+    kwargs = {"deployment_mode": "Standard", "api_client": api, "timeout_seconds": 60}
+    core.deploy("churn", namespace, A, **kwargs)
+    controller.fail_uris.add(B)
+    started = time.monotonic()
+    with pytest.raises(DeployError) as info:
+        core.deploy("churn", namespace, B, canary_traffic_percent=None, **kwargs)
+    assert time.monotonic() - started < 30, "a reported failure must not wait for the timeout"
+    message = str(info.value)
+    assert "BlockedByFailedLoad" in message and f"Rolled back: model reverted to {A}" in message
+    assert "did not complete" not in message
+    assert stored(api, namespace)["spec"]["predictor"]["model"]["storageUri"] == A
+    assert core.get_status("churn", namespace, api_client=api).ready
+
+
+def race(monkeypatch, rounds, writer):
+    """Run ``writer`` right before each of the first ``rounds`` merge patches the core sends."""
+    real = core._merge_patch
+    calls = []
+
+    def patched(api_client, namespace, name, body, dry_run=False):
+        calls.append(body)
+        if len(calls) <= rounds:
+            writer(len(calls))
+        return real(api_client, namespace, name, body, dry_run=dry_run)
+
+    monkeypatch.setattr(core, "_merge_patch", patched)
+    return calls
+
+
+def test_concurrent_writer_between_read_and_patch_makes_deploy_replan(api, namespace, controller, monkeypatch):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    wait_observed(api, namespace)
+    calls = race(
+        monkeypatch, 1, lambda n: admin_patch(api, namespace, {"spec": {"predictor": {"model": {"storageUri": C}}}})
+    )
+    status = core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    # The first patch is refused (409) and the deploy is planned again (the controller writing status for C
+    # in between may add a status-only retry).
+    assert len(calls) >= 2
+    assert all(body["metadata"]["resourceVersion"] for body in calls)
+    assert calls[0]["metadata"]["resourceVersion"] != calls[-1]["metadata"]["resourceVersion"]
+    assert status.action == "canary"
+    obj = stored(api, namespace)
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == B
+    # Planned from what the other writer left: C is what a rollback returns to, not the A read first.
+    assert obj["metadata"]["annotations"]["kfp-tabular.dev/previous-storage-uri"] == C
+
+
+def test_persistent_concurrent_writers_fail_deploy_with_a_clear_error(api, namespace, controller, monkeypatch):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    wait_observed(api, namespace)
+    uris = ["s3://models/churn/x1", "s3://models/churn/x2", "s3://models/churn/x3"]
+
+    def writer(n):
+        admin_patch(api, namespace, {"spec": {"predictor": {"model": {"storageUri": uris[n - 1]}}}})
+
+    calls = race(monkeypatch, 3, writer)
+    with pytest.raises(DeployError, match="changed by another writer") as info:
+        core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    assert "HTTP 409" in str(info.value) and "nothing was written" in str(info.value)
+    assert len(calls) == 2
+    assert stored(api, namespace)["spec"]["predictor"]["model"]["storageUri"] == uris[1], (
+        "the other writer's change stays"
+    )
+
+
+def test_status_write_between_read_and_patch_is_not_a_concurrent_writer(api, namespace, controller, monkeypatch):
+    from kubernetes import client
+
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    wait_observed(api, namespace)
+
+    def status_writer(n):
+        custom = client.CustomObjectsApi(api)
+        obj = stored(api, namespace)
+        obj["status"]["url"] = f"http://status-write-{n}.example.com"
+        custom.replace_namespaced_custom_object_status(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", "churn", obj
+        )
+
+    calls = race(monkeypatch, 2, status_writer)
+    # Two conflicts caused by status writes only: had they counted as concurrent writers, the second would
+    # have failed the deploy.
+    status = core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    assert len(calls) >= 3 and status.action == "canary"
+    assert stored(api, namespace)["metadata"]["annotations"]["kfp-tabular.dev/previous-storage-uri"] == A
+
+
+def test_rollback_and_promote_send_the_resource_version_they_read(api, namespace, controller, monkeypatch):
+    core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
+    core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
+    calls = race(monkeypatch, 1, lambda n: admin_patch(api, namespace, {"metadata": {"labels": {"touched": "yes"}}}))
+    assert core.promote("churn", namespace, api_client=api, timeout_seconds=30).action == "promoted"
+    assert len(calls) >= 2 and calls[0]["metadata"]["resourceVersion"] != calls[-1]["metadata"]["resourceVersion"]
+    assert stored(api, namespace)["metadata"]["labels"]["touched"] == "yes", "the other writer's change stays"
+    calls.clear()
+    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).action == "rolled-back"
+    assert calls and all(body["metadata"]["resourceVersion"] for body in calls)

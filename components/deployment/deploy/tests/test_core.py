@@ -338,6 +338,37 @@ def test_publish_to_s3_with_checksums(tmp_path, moto_s3):
         core.publish_model(str(other), "s3://models/churn/v1", s3_endpoint_url=moto_s3)
 
 
+def test_publish_to_s3_resumes_a_partial_upload(tmp_path, moto_s3):
+    """A pod killed mid-upload left model.joblib only: the next attempt uploads the rest instead of refusing."""
+    fs = _s3(moto_s3)
+    fs.mkdir("resume")
+    model = make_model_dir(tmp_path / "model", payload=os.urandom(4096))
+    fs.put_file(str(model / "model.joblib"), "resume/churn/v1/model.joblib")
+    uri = core.publish_model(str(model), "s3://resume/churn/v1", s3_endpoint_url=moto_s3)
+    assert uri == "s3://resume/churn/v1"
+    fs.invalidate_cache()
+    assert sorted(fs.find("resume/churn/v1")) == ["resume/churn/v1/metadata.json", "resume/churn/v1/model.joblib"]
+    for name in ("model.joblib", "metadata.json"):
+        assert fs.cat_file(f"resume/churn/v1/{name}") == (model / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("leftover", "content"),
+    [("model.joblib", b"a different, half-written model"), ("notes.txt", b"a file the model does not have")],
+)
+def test_publish_to_s3_refuses_a_partial_prefix_with_other_content(tmp_path, moto_s3, leftover, content):
+    fs = _s3(moto_s3)
+    bucket = f"partial-{leftover.split('.')[0]}"
+    fs.mkdir(bucket)
+    model = make_model_dir(tmp_path / "model")
+    fs.pipe_file(f"{bucket}/churn/v1/{leftover}", content)
+    with pytest.raises(ConfigError, match="already holds a different model") as info:
+        core.publish_model(str(model), f"s3://{bucket}/churn/v1", s3_endpoint_url=moto_s3)
+    assert leftover in str(info.value)
+    fs.invalidate_cache()
+    assert fs.find(f"{bucket}/churn/v1") == [f"{bucket}/churn/v1/{leftover}"], "nothing uploaded next to it"
+
+
 def test_deploy_action_publishes_to_s3_before_rendering(tmp_path, moto_s3):
     _s3(moto_s3).mkdir("published-models")
     model = make_model_dir(tmp_path / "model", payload=os.urandom(2048))
@@ -469,6 +500,69 @@ def test_expectation_knative_failed_revision_fails_fast():
     assert exp.check(_isvc(observed=1, ready="False", ready_rev="m-predictor-00001"))[0] == "wait"
 
 
+def test_expectation_knative_ignores_a_failure_that_predates_the_write():
+    """observedGeneration already at the new generation, components still describe the failed old revision."""
+    stale = _isvc(ready="False", reason="RevisionFailed", created="m-predictor-00002", ready_rev="m-predictor-00001")
+    exp = core.Expectation(2, "Knative", latest_percent=100, before_revision="m-predictor-00002")
+    verdict, why = exp.check(stale)
+    assert verdict == "wait" and "before this write" in why
+    # The revision created for this write fails: that failure is ours.
+    ours = _isvc(ready="False", reason="RevisionFailed", created="m-predictor-00003", ready_rev="m-predictor-00001")
+    assert exp.check(ours)[0] == "failed"
+    # KServe's lastFailureInfo naming a new revision counts as well.
+    stale["status"]["modelStatus"] = {
+        "transitionStatus": "BlockedByFailedLoad",
+        "lastFailureInfo": {"reason": "ModelLoadFailed", "modelRevisionName": "m-predictor-00003"},
+    }
+    assert exp.check(stale)[0] == "failed"
+    stale["status"]["modelStatus"]["lastFailureInfo"]["modelRevisionName"] = "m-predictor-00002"
+    assert exp.check(stale)[0] == "wait"
+    # Without a recorded revision (nothing new expected) a failed latest revision fails at once.
+    assert core.Expectation(2, "Knative", latest_percent=50).check(stale)[0] == "failed"
+
+
+def _failed_model_status(message="model s3://m/b failed to load", when="2026-01-01T00:00:00Z"):
+    return {
+        "transitionStatus": "BlockedByFailedLoad",
+        "states": {"activeModelState": "FailedToLoad", "targetModelState": "Loaded"},
+        "lastFailureInfo": {"reason": "ModelLoadFailed", "message": message, "time": when},
+    }
+
+
+def test_expectation_standard_canary_failure_fails_fast_unless_it_predates_the_write():
+    failed = [{"name": "mabc", "ready": False, "trafficPercent": 10, "modelStatus": _failed_model_status()}]
+    obj = _isvc(generation=3, observed=3, mode="Standard", canaries=failed)
+    verdict, why = core.Expectation(3, "Standard", canary_name="mabc", canary_percent=10).check(obj)
+    assert verdict == "failed"
+    assert "BlockedByFailedLoad" in why and "ModelLoadFailed" in why and "model s3://m/b failed to load" in why
+    recorded = core._model_failure(failed[0]["modelStatus"])
+    stale = core.Expectation(3, "Standard", canary_name="mabc", canary_percent=10, before_canary_failure=recorded)
+    assert stale.check(obj)[0] == "wait"
+    failed[0]["modelStatus"]["lastFailureInfo"]["time"] = "2026-01-01T00:05:00Z"
+    assert stale.check(obj)[0] == "failed", "a new failure of the same canary is ours"
+    for transition in ("InvalidSpec", "BlockedByFailedLoad"):
+        invalid = {"transitionStatus": transition, "lastFailureInfo": {"reason": "InvalidPredictorSpec"}}
+        entry = [{"name": "mabc", "ready": False, "trafficPercent": 10, "modelStatus": invalid}]
+        obj = _isvc(generation=3, observed=3, mode="Standard", canaries=entry)
+        assert core.Expectation(3, "Standard", canary_name="mabc", canary_percent=10).check(obj)[0] == "failed"
+    in_progress = [
+        {"name": "mabc", "ready": False, "trafficPercent": 10, "modelStatus": {"transitionStatus": "InProgress"}}
+    ]
+    obj = _isvc(generation=3, observed=3, mode="Standard", canaries=in_progress)
+    assert core.Expectation(3, "Standard", canary_name="mabc", canary_percent=10).check(obj)[0] == "wait"
+
+
+def test_expectation_standard_predictor_failure_fails_fast_unless_it_predates_the_write():
+    obj = _isvc(generation=3, observed=3, mode="Standard", ready="False")
+    obj["status"]["modelStatus"] = _failed_model_status()
+    assert core.Expectation(3, "Standard", no_canaries=True).check(obj)[0] == "failed"
+    recorded = core._model_failure(obj["status"]["modelStatus"])
+    assert core.Expectation(3, "Standard", no_canaries=True, before_failure=recorded).check(obj)[0] == "wait"
+    # Not yet observed: never a verdict from an old status.
+    obj["status"]["observedGeneration"] = 2
+    assert core.Expectation(3, "Standard", no_canaries=True).check(obj)[0] == "wait"
+
+
 def test_expectation_standard_canary():
     exp = core.Expectation(3, "Standard", canary_name="mabc", canary_percent=10)
     ready_canary = [{"name": "mabc", "ready": True, "trafficPercent": 10}]
@@ -483,6 +577,70 @@ def test_expectation_standard_canary():
     assert gone.check(ok)[0] == "wait"
     assert gone.check(_isvc(generation=3, observed=3, mode="Standard"))[0] == "ok"
     assert "canary 'mabc' ready at 10%" in exp.describe()
+
+
+def _knative_canary(previous_predictor=None):
+    obj = _isvc(traffic=CANARY_TRAFFIC)
+    obj["metadata"]["resourceVersion"] = "7"
+    obj["metadata"]["annotations"].update(
+        {"kfp-tabular.dev/rollout-state": "canary", "kfp-tabular.dev/previous-storage-uri": "s3://m/a"}
+    )
+    if previous_predictor is not None:
+        obj["metadata"]["annotations"]["kfp-tabular.dev/previous-predictor"] = previous_predictor
+    obj["status"]["components"]["predictor"]["latestRolledoutRevision"] = "m-predictor-00001"
+    obj["spec"] = {
+        "predictor": {
+            "canaryTrafficPercent": 10,
+            "serviceAccountName": "sa-b",
+            "model": {
+                "modelFormat": {"name": "sklearn", "version": "1"},
+                "runtime": "other-runtime",
+                "storageUri": "s3://m/b",
+                "resources": {"limits": {"cpu": "3", "memory": "9Gi"}},
+            },
+        }
+    }
+    return obj
+
+
+def test_rollback_plan_restores_the_recorded_predictor_with_nulls_for_added_fields():
+    previous = {
+        "model": {
+            "modelFormat": {"name": "sklearn", "version": "1"},
+            "storageUri": "s3://m/a",
+            "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}},
+        }
+    }
+    plan = core._rollback_plan(_knative_canary(json.dumps(previous)))
+    predictor = plan.body["spec"]["predictor"]
+    assert predictor == {
+        "serviceAccountName": None,
+        "canaryTrafficPercent": 0,
+        "model": {
+            "runtime": None,
+            "storageUri": "s3://m/a",
+            "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1", "memory": None}},
+        },
+    }
+    assert plan.body["metadata"]["annotations"]["kfp-tabular.dev/previous-predictor"] is None
+    assert "whole previous predictor restored" in plan.note
+    expectation = plan.expect(3)
+    assert expectation.before_revision == "m-predictor-00002" and expectation.latest_percent == 0
+
+
+@pytest.mark.parametrize(
+    ("record", "note"),
+    [
+        (None, ""),
+        ("{not json", "is not a predictor: only storageUri reverted"),
+        (json.dumps({"model": {"storageUri": "s3://m/other"}}), "describes 's3://m/other', not the previous model"),
+    ],
+)
+def test_rollback_plan_without_a_usable_record_reverts_the_storage_uri_only(record, note):
+    plan = core._rollback_plan(_knative_canary(record))
+    assert plan.body["spec"]["predictor"] == {"canaryTrafficPercent": 0, "model": {"storageUri": "s3://m/a"}}
+    assert f"model reverted to s3://m/a{' (annotation' if note else ','}" in plan.note
+    assert note in plan.note
 
 
 def test_wait_for_times_out_with_last_status(monkeypatch):

@@ -109,7 +109,7 @@ def test_rbac_grants_exactly_the_deploy_verbs():
         {
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
-            "verbs": ["get", "list", "watch", "create", "patch"],
+            "verbs": ["get", "create", "patch"],
         }
     ]
     binding = docs["RoleBinding"]
@@ -143,7 +143,12 @@ def test_runtime_runs_our_model_server_in_the_serve_image():
     container = runtime["spec"]["containers"][0]
     assert container["image"] == SERVE_IMAGE
     assert container["command"] == ["python", "-m", "kfp_tabular.components.deployment.model_server"]
-    assert container["args"] == ["--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"]
+    assert container["args"] == [
+        "--model_name={{.Name}}",
+        "--model_dir=/mnt/models",
+        "--http_port=8080",
+        "--host=0.0.0.0",
+    ]
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert runtime["spec"]["supportedModelFormats"] == [{"name": "sklearn", "version": "1", "autoSelect": False}]

@@ -80,7 +80,7 @@ def test_pipeline_runner_failed_canary_rolls_back_with_its_own_permissions(runne
     assert core.get_status(name, NS, api_client=runner).storage_uri == "s3://models/a"
 
 
-def test_pipeline_runner_standard_canary_detection_without_crd_access(runner, controller):
+def test_pipeline_runner_standard_canary_detection_without_crd_access(cluster, runner, controller):
     from kubernetes import client
 
     forbidden(client.ApiextensionsV1Api(runner).read_custom_resource_definition, core.CRD_NAME)
@@ -90,9 +90,10 @@ def test_pipeline_runner_standard_canary_detection_without_crd_access(runner, co
     core.deploy(name, NS, "s3://models/a", deployment_mode="Standard", api_client=runner, timeout_seconds=30)
     status = core.deploy(name, NS, "s3://models/b", deployment_mode="Standard", api_client=runner, timeout_seconds=30)
     assert status.action == "canary" and status.canaries[0]["ready"]
-    listed = client.CustomObjectsApi(runner).list_namespaced_custom_object(
-        "serving.kserve.io", "v1beta1", NS, "inferenceservices"
-    )
+    with cluster.api_client() as admin:
+        listed = client.CustomObjectsApi(admin).list_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", NS, "inferenceservices"
+        )
     assert not [i for i in listed["items"] if i["metadata"]["name"].startswith("kfp-tabular-canary-probe-")]
 
 
@@ -131,6 +132,17 @@ def test_pipeline_runner_is_denied_everything_else(cluster, runner, kube_apiserv
         name,
         {"status": {"observedGeneration": 9}},
     )
+    # The core only gets, creates and patches (it polls with get): no list or watch, even in its namespace.
+    forbidden(custom.list_namespaced_custom_object, "serving.kserve.io", "v1beta1", NS, "inferenceservices")
+    forbidden(
+        custom.list_namespaced_custom_object,
+        "serving.kserve.io",
+        "v1beta1",
+        NS,
+        "inferenceservices",
+        watch=True,
+        timeout_seconds=1,
+    )
     forbidden(custom.list_namespaced_custom_object, "serving.kserve.io", "v1beta1", other, "inferenceservices")
     forbidden(custom.list_cluster_custom_object, "serving.kserve.io", "v1beta1", "inferenceservices")
     forbidden(
@@ -163,3 +175,57 @@ def test_in_cluster_configuration_with_the_pods_token(cluster, controller, tmp_p
     from kubernetes import client
 
     forbidden(client.CoreV1Api(api).list_namespaced_secret, NS)
+
+
+PROFILE_COMMANDS = [
+    "kubectl -n team-a apply -f manifests/rbac/role.yaml",
+    "kubectl -n team-a create rolebinding kfp-tabular-deployer --role=kfp-tabular-deployer "
+    "--serviceaccount=team-a:default-editor",
+]
+STANDALONE_COMMANDS = [
+    "kubectl -n kfp-tabular create rolebinding kfp-tabular-deployer-kubeflow --role=kfp-tabular-deployer "
+    "--serviceaccount=kubeflow:pipeline-runner",
+]
+
+
+@pytest.mark.parametrize(
+    ("commands", "placeholder", "account"),
+    [
+        (PROFILE_COMMANDS, "team-a", "system:serviceaccount:{ns}:default-editor"),
+        (STANDALONE_COMMANDS, "kfp-tabular", "system:serviceaccount:kubeflow:pipeline-runner"),
+    ],
+    ids=["profile-default-editor", "standalone-kubeflow-pipeline-runner"],
+)
+def test_documented_binding_one_liners_let_the_runs_account_deploy(cluster, commands, placeholder, account):
+    """The commands in manifests/README.md, run as written (in a fresh namespace), bind the run's account."""
+    from kubernetes import client
+
+    readme = (RBAC.parent / "README.md").read_text()
+    for command in commands:
+        assert command in readme.replace("\n", " "), f"manifests/README.md no longer shows: {command}"
+    ns = cluster.create_namespace("profile")
+    repo = RBAC.parents[1]
+    kubeconfig = str(cluster.kubeconfig_path())
+    if placeholder == "kfp-tabular":  # the standalone binding needs the Role from `kubectl apply -k manifests/rbac`
+        subprocess.run(
+            ["kubectl", "--kubeconfig", kubeconfig, "-n", ns, "apply", "-f", "manifests/rbac/role.yaml"],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    user = account.format(ns=ns)
+    with cluster.api_client() as as_account:
+        as_account.set_default_header("Impersonate-User", user)
+        custom = client.CustomObjectsApi(as_account)
+        forbidden(custom.get_namespaced_custom_object, "serving.kserve.io", "v1beta1", ns, "inferenceservices", "x")
+        for command in commands:
+            argv = [ns if a == placeholder else a.replace(f"={placeholder}:", f"={ns}:") for a in command.split()]
+            out = subprocess.run(
+                [argv[0], "--kubeconfig", kubeconfig, *argv[1:]], cwd=repo, capture_output=True, text=True, timeout=120
+            )
+            assert out.returncode == 0, out.stderr
+        with cluster.api_client() as admin, FakeKServeController(admin, [ns]) as ctl:
+            assert core.deploy("churn", ns, "s3://models/a", api_client=as_account, timeout_seconds=30).ready
+        assert not ctl.errors
+        forbidden(custom.list_namespaced_custom_object, "serving.kserve.io", "v1beta1", ns, "inferenceservices")
