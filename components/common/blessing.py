@@ -1,0 +1,96 @@
+"""The blessing contract, written once: evaluate writes it, deploy and the local model chooser read it.
+
+A blessing is the evaluator's verdict on one model, identified by the sha256 of its model file (as TFX's
+ModelBlessing is tied to one model artifact and its Pusher checks the pair). JSON:
+``{"blessed": bool, "reasons": [str], "model_sha256": str, "metrics": {...}, "baseline_metrics": {...} or
+null, "thresholds": {...}, "tolerance": float, "model_dir": str, "baseline_model_dir": str}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from kfp_tabular.components.common import artifacts
+from kfp_tabular.components.common.errors import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Blessing:
+    """The evaluator's verdict on one model.
+
+    Attributes:
+        blessed: Whether the model may be deployed.
+        reasons: Why (each threshold or baseline comparison, in words).
+        model_sha256: sha256 of the model file the verdict is about.
+        metrics: The candidate's metrics on the eval data.
+        baseline_metrics: The baseline model's metrics on the same data, or None without a baseline.
+        thresholds: The metric bounds applied.
+        tolerance: How much worse than the baseline the candidate was allowed to be.
+        model_dir: Where the evaluated model was read from.
+        baseline_model_dir: Where the baseline model was read from ("" for none).
+    """
+
+    blessed: bool
+    reasons: list[str]
+    model_sha256: str
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    baseline_metrics: dict[str, Any] | None = None
+    thresholds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tolerance: float = 0.0
+    model_dir: str = ""
+    baseline_model_dir: str = ""
+
+    @property
+    def reason(self) -> str:
+        """The verdict in one line."""
+        if self.blessed:
+            return "blessed" + (": " + "; ".join(self.reasons) if self.reasons else "")
+        return "not blessed: " + ("; ".join(self.reasons) if self.reasons else "the evaluator gave no reason")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dataclasses.asdict(self)
+
+    def mismatch(self, model_sha256: str) -> str:
+        """"" when this blessing is about the model whose file hashes to ``model_sha256``, else why not."""
+        if self.model_sha256 == model_sha256:
+            return ""
+        return (
+            f"the blessing is for model sha256 {self.model_sha256}, but the model to deploy hashes to {model_sha256}; "
+            "the blessing and the model come from different runs"
+        )
+
+
+def write(path: str | os.PathLike, blessing: Blessing) -> None:
+    """Write the blessing JSON atomically."""
+    artifacts.write_json(path, blessing.as_dict())
+
+
+def read(path: str | os.PathLike) -> Blessing:
+    """Read and check a blessing file.
+
+    Raises:
+        DataError: Naming the file and the field when the file is missing, not JSON, or a field is malformed.
+    """
+    data = artifacts.read_json(path, what="blessing")
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a blessing JSON object, got {type(data).__name__}")
+    if "blessed" not in data:
+        raise DataError(f"{path}: field 'blessed' is missing (expected true or false)")
+    if not isinstance(data["blessed"], bool):
+        raise DataError(f"{path}: field 'blessed' must be true or false, got {data['blessed']!r}")
+    reasons = data.get("reasons", [])
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise DataError(f"{path}: field 'reasons' must be a list of strings, got {reasons!r}")
+    sha = data.get("model_sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise DataError(f"{path}: field 'model_sha256' must be the 64-hex sha256 of the evaluated model, got {sha!r}")
+    for name in ("metrics", "thresholds"):
+        if not isinstance(data.get(name, {}), dict):
+            raise DataError(f"{path}: field {name!r} must be an object, got {data[name]!r}")
+    known = {f.name for f in dataclasses.fields(Blessing)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["reasons"] = list(reasons)
+    return Blessing(**values)
