@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from kfp_tabular.components.training.train import core
-from kfp_tabular.components.training.train.pickle_audit import pickled_globals, pickled_modules
+from tests.support.pickle_audit import pickled_globals, pickled_modules
 
 LABEL = "churned"
 REPO = Path(__file__).resolve().parents[4]

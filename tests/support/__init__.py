@@ -1,0 +1,1 @@
+"""Code used only by tests: audits, fakes and fixtures shared across test folders."""
