@@ -5,10 +5,13 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
+from kfp_tabular.components.common import params
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.data_processing.ingest.request import IngestRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@params.document(IngestRequest)
 def ingest(
     data_uri: str,
     label_column: str,
@@ -24,15 +27,9 @@ def ingest(
     The split is stratified by the label for classification. Both splits are written or neither is.
 
     Args:
-        data_uri: Local path or URL of a .csv, .csv.gz, .parquet or .pq file (``file://``, ``https://``,
-            ``s3://`` and ``gs://`` with s3fs/gcsfs installed; endpoints and credentials from the environment).
-        label_column: Name of the label column.
         train_data: The train split, one Parquet file.
         eval_data: The eval split, one Parquet file.
         metrics: Row and column counts, and the positive rate of a binary label.
-        eval_fraction: Share of rows in the eval split, strictly between 0 and 1.
-        seed: Seed of the split.
-        task: ``classification``, ``regression`` or ``auto`` (decided from the label's type and values).
 
     Returns:
         task: The resolved task, ``classification`` or ``regression``.
@@ -41,16 +38,12 @@ def ingest(
     from collections import namedtuple
 
     from kfp_tabular.components.data_processing.ingest.core import ingest as run_ingest
+    from kfp_tabular.components.data_processing.ingest.request import IngestRequest
 
-    result = run_ingest(
-        data_uri=data_uri,
-        label_column=label_column,
-        train_path=train_data.path,
-        eval_path=eval_data.path,
-        eval_fraction=eval_fraction,
-        seed=seed,
-        task=task,
+    request = IngestRequest(
+        data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task
     )
+    result = run_ingest(request, train_path=train_data.path, eval_path=eval_data.path)
     shared = {
         "columns": result.columns,
         "source_uri": result.source_uri,

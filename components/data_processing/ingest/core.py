@@ -12,6 +12,7 @@ and credentials come from the environment (for S3-compatible stores: ``AWS_ENDPO
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.data_processing.ingest.request import IngestRequest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 #: File formats ``read_table`` understands, and the name endings that select them when ``file_format="auto"``.
 FORMATS = ("csv", "parquet")
 EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
-TASKS = ("auto", "classification", "regression")
 #: An integer label with at most this many distinct values is a classification label under ``task="auto"``.
 MAX_AUTO_CLASSES = 20
 #: Sources up to this size are spooled in memory, larger ones in a temporary file.
@@ -102,44 +103,59 @@ def read_table(uri: str, file_format: str = "auto") -> pd.DataFrame:
     return frame
 
 
-def ingest(
-    data_uri: str,
-    label_column: str,
-    train_path: str,
-    eval_path: str,
-    eval_fraction: float = 0.2,
-    seed: int = 42,
-    task: str = "auto",
-) -> IngestResult:
+def read_columns(uri: str, file_format: str = "auto") -> list[str]:
+    """Return a table's column names from its header alone, as :func:`read_table` would name them.
+
+    A CSV's first line (gzip recognised by its content) or a Parquet file's schema (its footer) is read through
+    fsspec; the rows are not read, so a large source costs a few kilobytes here, not a download.
+
+    Args:
+        uri: Local path or URL, as for :func:`read_table`.
+        file_format: ``csv``, ``parquet`` or ``auto`` (by the name ending).
+
+    Raises:
+        DataError: The file is missing, empty, not readable as the format, or has empty or duplicate column
+            names; the message starts with the URI, as :func:`read_table`'s does.
+        ConfigError: ``uri`` is empty, or ``file_format`` is not one of ``auto``, ``csv``, ``parquet``.
+    """
+    fmt = _format_of(_check_uri(uri), file_format)
+    fs, path, protocol = _filesystem(uri)
+    # A CSV header is read from the stream's start (one GET for http); Parquet needs the footer (range reads).
+    options = {"block_size": 0} if protocol in ("http", "https") and fmt == "csv" else {}
+    try:
+        with fs.open(path, "rb", **options) as source:
+            if fmt == "parquet":
+                return _parquet_columns(uri, source)
+            head = source.read(4)
+            stream = io.BufferedReader(_Prefixed(head, source))
+            return _csv_header(uri, stream, _csv_compression(uri, head))
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors; name the URI and pass the cause on
+        raise _source_error(uri, exc) from exc
+
+
+def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str | os.PathLike) -> IngestResult:
     """Read a table, check its label, and write a seeded (stratified for classification) train/eval split.
 
     Both splits are written as Parquet, atomically and together: when anything fails, neither file is
     written (an existing file at either path is left as it was).
 
     Args:
-        data_uri: Local path or fsspec URL of a CSV or Parquet file.
-        label_column: Name of the label column.
+        request: What to read and how to split it (the fractions are rounded up to whole eval rows).
         train_path: File to write the train split to (Parquet).
         eval_path: File to write the eval split to (Parquet).
-        eval_fraction: Share of rows for the eval split, strictly between 0 and 1 (rounded up to whole rows).
-        seed: Seed of the split; the same data, fraction and seed give the same split.
-        task: ``classification``, ``regression`` or ``auto`` (classification for a bool, string or categorical
-            label, or an integer label with at most 20 distinct values; regression otherwise).
 
     Returns:
         An ``IngestResult`` describing the source and the two splits.
 
     Raises:
-        ConfigError: A parameter is out of range (``eval_fraction``, ``seed``, ``task``, the paths).
+        ConfigError: The two paths are the same file.
         DataError: The table cannot be read, the label column is missing, has missing values or too few rows
             per class, or the splits would have fewer than 2 rows; the message starts with the URI.
     """
-    fraction = _check_fraction(eval_fraction)
-    _check_seed(seed)
-    if task not in TASKS:
-        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
-    if not isinstance(label_column, str) or not label_column:
-        raise ConfigError(f"label_column: expected a column name, got {label_column!r}")
+    data_uri, label_column = request.data_uri, request.label_column
+    fraction, seed, task = request.eval_fraction, request.seed, request.task
     train_path, eval_path = os.fspath(train_path), os.fspath(eval_path)
     if os.path.abspath(train_path) == os.path.abspath(eval_path):
         raise ConfigError(f"train_path and eval_path: expected two different files, both are {train_path!r}")
@@ -210,17 +226,6 @@ def ingest(
         label_classes=classes,
         positive_rate=positive_rate,
     )
-
-
-def _check_fraction(eval_fraction: Any) -> float:
-    if isinstance(eval_fraction, bool) or not isinstance(eval_fraction, (int, float)) or not 0 < eval_fraction < 1:
-        raise ConfigError(f"eval_fraction: expected a number strictly between 0 and 1, got {eval_fraction!r}")
-    return float(eval_fraction)
-
-
-def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError(f"seed: expected an integer between 0 and 2**32 - 1, got {seed!r}")
 
 
 def _resolve_task(uri: str, label: pd.Series, label_column: str, task: str) -> str:
@@ -310,9 +315,7 @@ def _write_parquet(uri: str, frame: pd.DataFrame, path: os.PathLike) -> None:
 
 def _load(uri: str, file_format: str) -> tuple[pd.DataFrame, str, int]:
     """Read ``uri`` once: return the parsed table, the sha256 of its bytes and their count."""
-    if not isinstance(uri, str) or not uri:
-        raise ConfigError(f"data URI: expected a path or URL, got {uri!r}")
-    fmt = _format_of(uri, file_format)
+    fmt = _format_of(_check_uri(uri), file_format)
     spool, digest, size = _fetch(uri)
     with spool:
         if size == 0:
@@ -320,6 +323,12 @@ def _load(uri: str, file_format: str) -> tuple[pd.DataFrame, str, int]:
         spool.seek(0)
         frame = _parse_csv(uri, spool) if fmt == "csv" else _parse_parquet(uri, spool)
     return frame, digest, size
+
+
+def _check_uri(uri: Any) -> str:
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"data URI: expected a path or URL, got {uri!r}")
+    return uri
 
 
 def _format_of(uri: str, file_format: str) -> str:
@@ -340,8 +349,8 @@ def _format_of(uri: str, file_format: str) -> str:
     )
 
 
-def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
-    """Copy the source into a spool while hashing it; return the spool, the hex sha256 and the size."""
+def _filesystem(uri: str):
+    """Return ``(filesystem, path, protocol)`` for ``uri``; a missing backend package is a DataError naming it."""
     import fsspec
     from fsspec.core import split_protocol
 
@@ -356,7 +365,23 @@ def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
         ) from exc
     except ValueError as exc:
         raise DataError(f"{uri}: cannot open this URL: {exc}") from exc
+    return fs, path, protocol
 
+
+def _source_error(uri: str, exc: Exception) -> DataError:
+    """Return the DataError for a source that could not be opened or read, naming the URI."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{uri}: file not found")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{uri}: is a directory; expected a single CSV or Parquet file")
+    if isinstance(exc, PermissionError):
+        return DataError(f"{uri}: permission denied ({exc})")
+    return DataError(f"{uri}: cannot read the file ({type(exc).__name__}: {exc})")
+
+
+def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
+    """Copy the source into a spool while hashing it; return the spool, the hex sha256 and the size."""
+    fs, path, protocol = _filesystem(uri)
     # Stream http(s) in one GET instead of range requests: not every web server honours Range.
     options = {"block_size": 0} if protocol in ("http", "https") else {}
     digest = hashlib.sha256()
@@ -368,18 +393,9 @@ def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
                 digest.update(chunk)
                 spool.write(chunk)
                 size += len(chunk)
-    except FileNotFoundError as exc:
-        spool.close()
-        raise DataError(f"{uri}: file not found") from exc
-    except IsADirectoryError as exc:
-        spool.close()
-        raise DataError(f"{uri}: is a directory; expected a single CSV or Parquet file") from exc
-    except PermissionError as exc:
-        spool.close()
-        raise DataError(f"{uri}: permission denied ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - every backend has its own errors; name the URI and pass the cause on
         spool.close()
-        raise DataError(f"{uri}: cannot read the file ({type(exc).__name__}: {exc})") from exc
+        raise _source_error(uri, exc) from exc
     return spool, digest.hexdigest(), size
 
 
@@ -401,50 +417,107 @@ def _check_names(uri: str, names: list[str]) -> None:
 _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
+class _Prefixed(io.RawIOBase):
+    """A read-only stream of ``head`` followed by the rest of ``rest`` (bytes already read put back in front)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._head[: len(buffer)] if self._head else self._rest.read(len(buffer))
+        self._head = self._head[len(data) :] if self._head else b""
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _csv_compression(uri: str, head: bytes) -> str | None:
+    """Return the compression of a CSV starting with ``head`` (gzip by its magic); refuse Parquet or nothing."""
+    if not head:
+        raise DataError(f"{uri}: the file is empty (0 bytes); expected a CSV table")
+    if head[:4] == b"PAR1":
+        raise DataError(
+            f"{uri}: expected CSV but this is a Parquet file (it starts with PAR1); name it .parquet or pass "
+            "file_format='parquet'"
+        )
+    return "gzip" if head[:2] == b"\x1f\x8b" else None
+
+
+def _csv_errors(uri: str):
+    """Turn pandas' and the decoders' errors while reading a CSV into DataErrors naming the URI."""
+    import contextlib
+
+    import pandas as pd
+
+    @contextlib.contextmanager
+    def translate():
+        try:
+            yield
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{uri}: no columns: the file has no header line") from exc
+        except pd.errors.ParserError as exc:
+            match = _FIELDS_ERROR.search(str(exc))
+            if match:
+                expected, line, saw = match.groups()
+                raise DataError(
+                    f"{uri}: cannot parse CSV: line {line} has {saw} fields, expected {expected} like the header"
+                ) from exc
+            raise DataError(f"{uri}: cannot parse CSV: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{uri}: cannot parse CSV: the file is not UTF-8 text ({exc})") from exc
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{uri}: cannot read the CSV ({type(exc).__name__}: {exc})") from exc
+
+    return translate()
+
+
+def _csv_header(uri: str, stream: IO[bytes], compression: str | None) -> list[str]:
+    """Read and check the header of the CSV at the start of ``stream``: its first record, and nothing after it."""
+    import gzip
+
+    import pandas as pd
+
+    with _csv_errors(uri):
+        raw = gzip.GzipFile(fileobj=stream, mode="rb") if compression == "gzip" else stream
+        record = b""
+        while True:
+            line = raw.readline()
+            if not record and line and not line.strip():
+                continue  # blank lines before the header, which pandas skips too
+            record += line
+            if not line or record.count(b'"') % 2 == 0:  # a quoted name may hold a line break
+                break
+    if b"\x00" in record:
+        raise DataError(f"{uri}: cannot parse CSV: the header line holds NUL bytes (a binary file, not CSV text)")
+    with _csv_errors(uri):
+        header = pd.read_csv(io.BytesIO(record), header=None, nrows=1, dtype=str, na_filter=False, encoding="utf-8")
+    names = [str(value) for value in header.iloc[0]]
+    _check_names(uri, names)
+    if len(names) == 1:
+        for delimiter in (";", "\t", "|"):
+            if delimiter in names[0]:
+                raise DataError(
+                    f"{uri}: found a single column named {names[0]!r}: the file does not look comma-separated "
+                    f"(its header contains {delimiter!r}); expected a comma-separated CSV"
+                )
+    return names
+
+
 def _parse_csv(uri: str, spool: IO[bytes]) -> pd.DataFrame:
     import warnings
 
     import pandas as pd
 
-    head = spool.read(4)
+    compression = _csv_compression(uri, spool.read(4))
     spool.seek(0)
-    if head == b"PAR1":
-        raise DataError(
-            f"{uri}: expected CSV but this is a Parquet file (it starts with PAR1); name it .parquet or pass "
-            "file_format='parquet'"
-        )
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
-    options = {"compression": compression, "encoding": "utf-8"}
-    try:
-        header = pd.read_csv(spool, header=None, nrows=1, dtype=str, na_filter=False, **options)
-        names = [str(value) for value in header.iloc[0]]
-        _check_names(uri, names)
-        if len(names) == 1:
-            for delimiter in (";", "\t", "|"):
-                if delimiter in names[0]:
-                    raise DataError(
-                        f"{uri}: found a single column named {names[0]!r}: the file does not look comma-separated "
-                        f"(its header contains {delimiter!r}); expected a comma-separated CSV"
-                    )
-        spool.seek(0)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            # index_col=False: rows longer than the header must not silently become an index.
-            frame = pd.read_csv(spool, index_col=False, low_memory=False, **options)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{uri}: no columns: the file has no header line") from exc
-    except pd.errors.ParserError as exc:
-        match = _FIELDS_ERROR.search(str(exc))
-        if match:
-            expected, line, saw = match.groups()
-            raise DataError(
-                f"{uri}: cannot parse CSV: line {line} has {saw} fields, expected {expected} like the header"
-            ) from exc
-        raise DataError(f"{uri}: cannot parse CSV: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{uri}: cannot parse CSV: the file is not UTF-8 text ({exc})") from exc
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{uri}: cannot read the CSV ({type(exc).__name__}: {exc})") from exc
+    names = _csv_header(uri, spool, compression)
+    spool.seek(0)
+    with _csv_errors(uri), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        # index_col=False: rows longer than the header must not silently become an index.
+        frame = pd.read_csv(spool, index_col=False, low_memory=False, compression=compression, encoding="utf-8")
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         line, fields = _first_long_line(spool, compression, len(names))
         raise DataError(
@@ -463,12 +536,35 @@ def _first_long_line(spool: IO[bytes], compression: str | None, expected: int) -
     import io
 
     spool.seek(0)
-    raw = gzip.GzipFile(fileobj=spool) if compression == "gzip" else spool
+    raw = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else spool
     reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
     for record in reader:
         if len(record) > expected:
             return reader.line_num, len(record)
     return reader.line_num, expected
+
+
+def _parquet_columns(uri: str, source: IO[bytes]) -> list[str]:
+    """Return the columns :func:`_parse_parquet` gives a Parquet file, read from its schema (footer) alone.
+
+    pandas stores a named index as columns, which the table brings back first; an unnamed one is dropped.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(source)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{uri}: not a readable Parquet file ({exc})") from exc
+    names = list(schema.names)
+    if not names:
+        raise DataError(f"{uri}: the Parquet file has no columns")
+    _check_names(uri, names)
+    stored = [name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)]
+    named = [name for name in stored if not re.fullmatch(r"__index_level_\d+__", name)]
+    columns = named + [name for name in names if name not in stored]
+    _check_names(uri, columns)
+    return columns
 
 
 def _parse_parquet(uri: str, spool: IO[bytes]) -> pd.DataFrame:

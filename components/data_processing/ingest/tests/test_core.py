@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from kfp_tabular.components.common.errors import ConfigError, DataError
-from kfp_tabular.components.data_processing.ingest.core import IngestResult, ingest, read_table
+from kfp_tabular.components.data_processing.ingest.core import IngestResult, ingest, read_columns, read_table
+from kfp_tabular.components.data_processing.ingest.request import IngestRequest
 from kfp_tabular.components.data_processing.synthetic_data.core import generate
 
 LABEL = "churned"
@@ -38,7 +39,8 @@ def churn_csv(tmp_path: Path, churn: pd.DataFrame) -> Path:
 
 def run(source, out: Path, **kwargs) -> IngestResult:
     out.mkdir(parents=True, exist_ok=True)
-    return ingest(str(source), kwargs.pop("label_column", LABEL), str(out / "train"), str(out / "eval"), **kwargs)
+    request = IngestRequest(data_uri=str(source), label_column=kwargs.pop("label_column", LABEL), **kwargs)
+    return ingest(request, out / "train", out / "eval")
 
 
 def written(out: Path) -> list[str]:
@@ -69,11 +71,41 @@ def test_reads_csv_gzip_parquet_and_pq_alike(tmp_path, churn):
     pd.testing.assert_frame_equal(from_csv, churn, check_dtype=False)
 
 
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("a.csv", lambda frame, path: frame.to_csv(path, index=False)),
+        ("a.csv.gz", lambda frame, path: frame.to_csv(path, index=False, compression="gzip")),
+        ("gzip-named-plain.csv", lambda frame, path: frame.to_csv(path, index=False, compression="gzip")),
+        ("a.parquet", lambda frame, path: frame.to_parquet(path, index=False)),
+        ("a.pq", lambda frame, path: frame.to_parquet(path, index=False)),
+        ("named-index.parquet", lambda frame, path: frame.set_index("region").to_parquet(path)),
+        ("unnamed-index.parquet", lambda frame, path: frame.set_axis(range(10, 10 + len(frame))).to_parquet(path)),
+        ("range-index.parquet", lambda frame, path: frame.to_parquet(path)),
+    ],
+)
+def test_read_columns_equals_read_tables_columns(tmp_path, churn, name, write):
+    write(churn, tmp_path / name)
+    source = str(tmp_path / name)
+    assert read_columns(source) == read_table(source).columns.tolist()
+    assert read_columns((tmp_path / name).as_uri()) == read_table(source).columns.tolist()
+
+
+def test_read_columns_reads_the_header_only(tmp_path, churn):
+    """A body that read_table refuses does not matter: read_columns stops after the header line."""
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"a,b,churned\n" + b"1,2,3,4,5\n\xff\xfe garbage" * 200_000)
+    with pytest.raises(DataError, match="cannot parse CSV"):
+        read_table(str(path))
+    assert read_columns(str(path)) == ["a", "b", "churned"]
+
+
 def test_file_format_overrides_the_name(tmp_path, churn):
     churn.head(20).to_csv(tmp_path / "export.txt", index=False)
     churn.head(20).to_parquet(tmp_path / "export.bin", index=False)
     assert len(read_table(str(tmp_path / "export.txt"), file_format="csv")) == 20
     assert len(read_table(str(tmp_path / "export.bin"), file_format="parquet")) == 20
+    assert read_columns(str(tmp_path / "export.bin"), file_format="parquet") == churn.columns.tolist()
     with pytest.raises(ConfigError, match="file_format: expected one of auto, csv, parquet, got 'xlsx'"):
         read_table(str(tmp_path / "export.txt"), file_format="xlsx")
 
@@ -265,38 +297,129 @@ def test_existing_outputs_are_replaced_on_success(tmp_path, churn_csv):
 # --- errors: reading ----------------------------------------------------------------------------------------
 
 
-def test_missing_file(tmp_path):
-    assert_data_error(tmp_path / "nope.csv", "nope.csv: file not found", tmp_path / "out")
+def _write(name: str, content):
+    """A source maker: ``content`` is bytes, text, or a function of (path, churn) that writes the file."""
+
+    def make(tmp_path: Path, churn: pd.DataFrame) -> Path:
+        path = tmp_path / name
+        if callable(content):
+            content(path, churn)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        return path
+
+    return make
+
+
+def _arrow(*args, **kwargs):
+    """A writer of the pyarrow table ``pa.table(*args, **kwargs)`` (shapes pandas cannot write)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return lambda path, _: pq.write_table(pa.table(*args, **kwargs), path)
+
+
+def _truncated(path, churn):
+    churn.to_parquet(path.with_name("whole.parquet"), index=False)
+    path.write_bytes(path.with_name("whole.parquet").read_bytes()[:-100])
+
+
+#: (maker, message pattern, whether the header alone shows the problem: read_columns raises the same error).
+BAD_SOURCES = {
+    "missing": (_write("nope.csv", None), "nope.csv: file not found", True),
+    "directory": (
+        _write("dir.csv", lambda path, _: path.mkdir()),
+        "is a directory; expected a single CSV or Parquet file",
+        True,
+    ),
+    "empty csv": (_write("empty.csv", b""), r"the file is empty \(0 bytes\); expected a CSV", True),
+    "empty parquet": (_write("empty.parquet", b""), r"empty \(0 bytes\); expected a PARQUET", False),
+    "blank csv": (_write("blank.csv", "\n\n\n"), "no columns: the file has no header line", True),
+    "header only": (_write("header.csv", "a,b,churned\n"), r"has a header \(3 columns\) but no data rows", False),
+    "parquet without rows": (
+        _write("none.parquet", lambda path, churn: churn.head(0).to_parquet(path, index=False)),
+        "has 12 columns but no rows",
+        False,
+    ),
+    "parquet without columns": (
+        _write("nothing.parquet", _arrow({})),
+        "the Parquet file has no columns",
+        True,
+    ),
+    "garbage parquet": (
+        _write("junk.parquet", b"this is not a parquet file\n" * 20),
+        "not a readable Parquet file",
+        True,
+    ),
+    "truncated parquet": (_write("cut.parquet", _truncated), "not a readable Parquet file", True),
+    "parquet named csv": (
+        _write("wrong.csv", lambda path, churn: churn.to_parquet(path, index=False)),
+        "expected CSV but this is a Parquet file",
+        True,
+    ),
+    "binary as csv": (_write("bin.csv", bytes(range(256)) * 8), "cannot parse CSV", True),
+    "not utf-8": (_write("latin.csv", "name,café\nx,1\n".encode("latin-1")), "the file is not UTF-8 text", True),
+    "semicolons": (
+        _write("semi.csv", "a;b;churned\n1;2;0\n3;4;1\n"),
+        "found a single column named 'a;b;churned'",
+        True,
+    ),
+    "tabs": (
+        _write("tabs.csv", "a\tchurned\n1\t0\n"),
+        r"does not look comma-separated \(its header contains '\\t'\)",
+        True,
+    ),
+    "written with its index": (
+        _write("indexed.csv", lambda path, churn: churn.head(10).to_csv(path)),
+        "empty column name at position 1 .*index=False",
+        True,
+    ),
+    "blank csv column name": (_write("gap.csv", "a, ,churned\n1,2,0\n"), "empty column name at position 2", True),
+    "blank parquet column name": (
+        _write("gap.parquet", lambda path, _: pd.DataFrame({"": [1], "churned": [0]}).to_parquet(path, index=False)),
+        "empty column name at position 1",
+        True,
+    ),
+    "duplicate csv columns": (_write("dup.csv", "a,b,a,churned\n1,2,3,0\n"), "duplicate column names: 'a'", True),
+    "duplicate parquet columns": (
+        _write("dup.parquet", _arrow([[1, 2], [3, 4], [0, 1]], names=["x", "x", "y"])),
+        "duplicate column names: 'x'",
+        True,
+    ),
+    "unsupported format": (
+        _write("data.json", '{"a": 1}'),
+        "unsupported format: .*file_format='csv' or 'parquet'",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SOURCES)
+def test_unreadable_sources_are_data_errors_naming_the_file(tmp_path, churn, case):
+    make, match, _ = BAD_SOURCES[case]
+    assert_data_error(make(tmp_path, churn), match, tmp_path / "out")
+
+
+@pytest.mark.parametrize("case", [case for case, (_, _, in_header) in BAD_SOURCES.items() if in_header])
+def test_read_columns_refuses_a_bad_header_with_read_tables_message(tmp_path, churn, case):
+    make, match, _ = BAD_SOURCES[case]
+    source = str(make(tmp_path, churn))
+    with pytest.raises(DataError, match=match) as from_table:
+        read_table(source)
+    with pytest.raises(DataError, match=match) as from_header:
+        read_columns(source)
+    assert str(from_header.value).split(" (")[0] == str(from_table.value).split(" (")[0]
+    assert str(from_header.value).startswith(source)
+
+
+def test_missing_file_url(tmp_path):
     url = (tmp_path / "nope.csv").as_uri()
     with pytest.raises(DataError, match=f"^{url}: file not found"):
         read_table(url)
-
-
-def test_directory(tmp_path):
-    (tmp_path / "dir.csv").mkdir()
-    assert_data_error(tmp_path / "dir.csv", "is a directory; expected a single CSV or Parquet file", tmp_path / "out")
-
-
-def test_empty_file(tmp_path):
-    (tmp_path / "empty.csv").write_bytes(b"")
-    (tmp_path / "empty.parquet").write_bytes(b"")
-    assert_data_error(tmp_path / "empty.csv", r"the file is empty \(0 bytes\); expected a CSV", tmp_path / "out")
-    assert_data_error(tmp_path / "empty.parquet", r"empty \(0 bytes\); expected a PARQUET", tmp_path / "out")
-
-
-def test_blank_csv_has_no_header(tmp_path):
-    (tmp_path / "blank.csv").write_text("\n\n\n")
-    assert_data_error(tmp_path / "blank.csv", "no columns: the file has no header line", tmp_path / "out")
-
-
-def test_header_only_csv(tmp_path):
-    (tmp_path / "header.csv").write_text("a,b,churned\n")
-    assert_data_error(tmp_path / "header.csv", r"has a header \(3 columns\) but no data rows", tmp_path / "out")
-
-
-def test_parquet_without_rows(tmp_path, churn):
-    churn.head(0).to_parquet(tmp_path / "none.parquet", index=False)
-    assert_data_error(tmp_path / "none.parquet", "has 12 columns but no rows", tmp_path / "out")
+    with pytest.raises(DataError, match=f"^{url}: file not found"):
+        read_columns(url)
 
 
 @pytest.mark.parametrize(
@@ -320,74 +443,6 @@ def test_short_rows_are_missing_values(tmp_path):
     (tmp_path / "short.csv").write_text("a,b,c\n1,2,3\n4,5\n")
     frame = read_table(str(tmp_path / "short.csv"))
     assert frame.shape == (2, 3) and np.isnan(frame.loc[1, "c"])
-
-
-def test_parquet_without_columns(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({}), tmp_path / "nothing.parquet")
-    assert_data_error(tmp_path / "nothing.parquet", "the Parquet file has no columns", tmp_path / "out")
-
-
-def test_garbage_parquet(tmp_path):
-    (tmp_path / "junk.parquet").write_bytes(b"this is not a parquet file\n" * 20)
-    assert_data_error(tmp_path / "junk.parquet", "not a readable Parquet file", tmp_path / "out")
-
-
-def test_truncated_parquet(tmp_path, churn):
-    churn.to_parquet(tmp_path / "whole.parquet", index=False)
-    (tmp_path / "cut.parquet").write_bytes((tmp_path / "whole.parquet").read_bytes()[:-100])
-    assert_data_error(tmp_path / "cut.parquet", "not a readable Parquet file", tmp_path / "out")
-
-
-def test_parquet_named_csv(tmp_path, churn):
-    churn.to_parquet(tmp_path / "wrong.csv", index=False)
-    assert_data_error(tmp_path / "wrong.csv", "expected CSV but this is a Parquet file", tmp_path / "out")
-
-
-def test_binary_file_as_csv(tmp_path):
-    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 8)
-    assert_data_error(tmp_path / "bin.csv", "cannot parse CSV", tmp_path / "out")
-
-
-def test_not_utf8(tmp_path):
-    (tmp_path / "latin.csv").write_bytes("name,churned\ncafé,1\n".encode("latin-1"))
-    assert_data_error(tmp_path / "latin.csv", "the file is not UTF-8 text", tmp_path / "out")
-
-
-def test_other_delimiter_gives_one_column(tmp_path):
-    (tmp_path / "semi.csv").write_text("a;b;churned\n1;2;0\n3;4;1\n")
-    assert_data_error(tmp_path / "semi.csv", "found a single column named 'a;b;churned'", tmp_path / "out")
-    (tmp_path / "tabs.csv").write_text("a\tchurned\n1\t0\n")
-    assert_data_error(
-        tmp_path / "tabs.csv", r"does not look comma-separated \(its header contains '\\t'\)", tmp_path / "o"
-    )
-
-
-def test_empty_column_names(tmp_path, churn):
-    churn.head(10).to_csv(tmp_path / "indexed.csv")  # pandas writes the index as an unnamed first column
-    assert_data_error(tmp_path / "indexed.csv", "empty column name at position 1 .*index=False", tmp_path / "out")
-    (tmp_path / "gap.csv").write_text("a, ,churned\n1,2,0\n")
-    assert_data_error(tmp_path / "gap.csv", "empty column name at position 2", tmp_path / "out")
-    pd.DataFrame({"": [1, 2], "churned": [0, 1]}).to_parquet(tmp_path / "gap.parquet", index=False)
-    assert_data_error(tmp_path / "gap.parquet", "empty column name at position 1", tmp_path / "out")
-
-
-def test_duplicate_column_names(tmp_path):
-    (tmp_path / "dup.csv").write_text("a,b,a,churned\n1,2,3,0\n")
-    assert_data_error(tmp_path / "dup.csv", "duplicate column names: 'a'", tmp_path / "out")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table([[1, 2], [3, 4], [0, 1]], names=["x", "x", "churned"])
-    pq.write_table(table, tmp_path / "dup.parquet")
-    assert_data_error(tmp_path / "dup.parquet", "duplicate column names: 'x'", tmp_path / "out")
-
-
-def test_unsupported_format(tmp_path):
-    (tmp_path / "data.json").write_text('{"a": 1}')
-    assert_data_error(tmp_path / "data.json", "unsupported format: .*file_format='csv' or 'parquet'", tmp_path / "out")
 
 
 def test_unknown_protocol():
@@ -512,7 +567,7 @@ def test_bad_parameters(tmp_path, churn_csv, kwargs, match):
 
 def test_same_train_and_eval_path(tmp_path, churn_csv):
     with pytest.raises(ConfigError, match="train_path and eval_path: expected two different files"):
-        ingest(str(churn_csv), LABEL, str(tmp_path / "x"), os.path.join(str(tmp_path), "sub", "..", "x"))
+        ingest(IngestRequest(str(churn_csv), LABEL), tmp_path / "x", os.path.join(str(tmp_path), "sub", "..", "x"))
     assert not (tmp_path / "x").exists()
 
 
@@ -523,7 +578,7 @@ def test_failing_second_write_leaves_neither_file(tmp_path, churn_csv):
     (tmp_path / "blocker").write_text("a file where a directory is expected")
     train, evaluation = tmp_path / "out" / "train", tmp_path / "blocker" / "eval"
     with pytest.raises(OSError):
-        ingest(str(churn_csv), LABEL, str(train), str(evaluation))
+        ingest(IngestRequest(str(churn_csv), LABEL), train, evaluation)
     assert not train.exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["blocker", "churn.csv", "out"]
 
@@ -581,6 +636,7 @@ def test_http_csv_and_parquet(tmp_path, http_root, churn):
     assert result.rows == 1000 and result.source_uri == f"{base}/churn.csv"
     pd.testing.assert_frame_equal(read_table(f"{base}/churn.parquet"), churn)
     pd.testing.assert_frame_equal(read_table(f"{base}/churn.csv?version=2"), read_table(str(root / "churn.csv")))
+    assert read_columns(f"{base}/churn.csv") == read_columns(f"{base}/churn.parquet") == churn.columns.tolist()
 
 
 def test_http_missing_file(tmp_path, http_root):
@@ -634,6 +690,7 @@ def test_s3_through_aws_endpoint_url(tmp_path, s3_endpoint, s3_bucket, churn, mo
     expected = hashlib.sha256(churn.to_csv(index=False).encode()).hexdigest()
     assert (result.rows, result.content_hash) == (1000, expected)
     pd.testing.assert_frame_equal(read_table(f"s3://{s3_bucket}/churn.parquet"), churn)
+    assert read_columns(f"s3://{s3_bucket}/churn.parquet") == churn.columns.tolist()
     assert_data_error(f"s3://{s3_bucket}/missing.csv", "file not found", tmp_path / "missing")
     assert_data_error("s3://no-such-bucket-here/d.csv", "file not found", tmp_path / "no-bucket")
 
@@ -656,3 +713,4 @@ def test_gzip_over_http(tmp_path, http_root, churn):
     root, base = http_root
     (root / "c.csv.gz").write_bytes(gzip.compress(churn.to_csv(index=False).encode()))
     assert len(read_table(f"{base}/c.csv.gz")) == 1000
+    assert read_columns(f"{base}/c.csv.gz") == churn.columns.tolist()
