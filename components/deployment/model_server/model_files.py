@@ -1,10 +1,9 @@
-"""Find and check the files of a kfp-tabular model directory, and choose the local model to serve.
+"""Choose the local model to serve: the one ``make serve`` serves from ``make run``'s output directory.
 
-A model directory holds exactly one serialized model (``*.joblib``, ``*.pkl`` or ``*.pickle``; the train
-component writes ``model.joblib``) and, optionally, ``metadata.json`` describing its input. These helpers are
-plain Python (no KServe, no scikit-learn) so that ``make serve`` and tests can use them from either
-environment. :func:`find_latest_model` picks what ``make serve`` serves from ``make run``'s output directory:
-the local production model, else the newest blessed run, never a failed or not-blessed one.
+:func:`find_latest_model` picks the local production model, else the newest blessed run, never a failed or
+not-blessed one. The model directory (the one-model-file rule, ``metadata.json``) and the blessing are the
+contracts of :mod:`kfp_tabular.components.common.model_dir` and :mod:`kfp_tabular.components.common.blessing`.
+Plain Python (no KServe, no scikit-learn): ``make serve`` and tests use it from either environment.
 """
 
 from __future__ import annotations
@@ -16,104 +15,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kfp_tabular.components.common import blessing as blessings
 from kfp_tabular.components.common.artifacts import sha256_file
 from kfp_tabular.components.common.errors import DataError
-
-#: File name endings KServe's sklearn runtime accepts as a model file; exactly one must be present.
-MODEL_EXTENSIONS = (".joblib", ".pkl", ".pickle")
-#: The metadata file written beside the model by the train component (docs/DESIGN.md).
-METADATA_FILE = "metadata.json"
-#: The dtypes metadata.json may give a feature, and the V2 datatype each one is served as.
-FEATURE_DTYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "string": "BYTES"}
-TASKS = ("classification", "regression")
+from kfp_tabular.components.common.model_dir import find_model_file
 
 logger = logging.getLogger(__name__)
-
-
-def find_model_file(model_dir: str | os.PathLike) -> Path:
-    """Return the one model file in ``model_dir``.
-
-    Args:
-        model_dir: Directory that should hold exactly one ``*.joblib``/``*.pkl``/``*.pickle`` file.
-
-    Returns:
-        The path of that file.
-
-    Raises:
-        DataError: The directory does not exist, or holds no model file or more than one; the message
-            names the directory and lists what it found.
-    """
-    directory = Path(model_dir)
-    if not directory.is_dir():
-        raise DataError(f"{directory}: model directory not found (expected a directory holding model.joblib)")
-    entries = sorted(p.name for p in directory.iterdir())
-    found = [directory / name for name in entries if name.endswith(MODEL_EXTENSIONS) and (directory / name).is_file()]
-    if len(found) == 1:
-        return found[0]
-    expected = "exactly one " + "/".join(f"*{ext}" for ext in MODEL_EXTENSIONS) + " file"
-    if not found:
-        listing = ", ".join(entries) if entries else "nothing"
-        raise DataError(f"{directory}: expected {expected}, found none (the directory holds: {listing})")
-    raise DataError(f"{directory}: expected {expected}, found {len(found)}: {', '.join(p.name for p in found)}")
-
-
-def read_metadata(model_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """Read and check ``metadata.json`` in ``model_dir``; return None when the file is absent.
-
-    Checked fields: ``feature_order`` (required, a non-empty list of unique names), ``features`` (optional;
-    when given, one entry with a known ``dtype`` for every name in ``feature_order``), ``task`` (optional,
-    ``classification`` or ``regression``) and ``classes`` (optional, a list or null).
-
-    Args:
-        model_dir: The model directory.
-
-    Returns:
-        The parsed metadata, or None when the directory has no metadata.json.
-
-    Raises:
-        DataError: The file is not valid JSON or a field has the wrong shape; the message names the file and
-            the field.
-    """
-    path = Path(model_dir) / METADATA_FILE
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: expected model metadata in JSON, got invalid JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-
-    order = meta.get("feature_order")
-    if not isinstance(order, list) or not order or not all(isinstance(name, str) and name for name in order):
-        raise DataError(f"{path}: field 'feature_order': expected a non-empty list of column names, got {order!r}")
-    duplicates = sorted({name for name in order if order.count(name) > 1})
-    if duplicates:
-        raise DataError(f"{path}: field 'feature_order': names appear more than once: {', '.join(duplicates)}")
-
-    features = meta.get("features")
-    if features is not None:
-        if not isinstance(features, list) or not all(isinstance(f, dict) and "name" in f for f in features):
-            raise DataError(f"{path}: field 'features': expected a list of objects with 'name' and 'dtype'")
-        by_name = {f["name"]: f for f in features}
-        missing = [name for name in order if name not in by_name]
-        if missing:
-            raise DataError(f"{path}: field 'features': no entry for feature_order column(s) {', '.join(missing)}")
-        for name in order:
-            dtype = by_name[name].get("dtype")
-            if dtype not in FEATURE_DTYPES:
-                raise DataError(
-                    f"{path}: field 'features' column '{name}': expected dtype one of "
-                    f"{', '.join(FEATURE_DTYPES)}, got {dtype!r}"
-                )
-
-    task = meta.get("task")
-    if task is not None and task not in TASKS:
-        raise DataError(f"{path}: field 'task': expected one of {', '.join(TASKS)}, got {task!r}")
-    classes = meta.get("classes")
-    if classes is not None and not isinstance(classes, list):
-        raise DataError(f"{path}: field 'classes': expected a list or null, got {type(classes).__name__}")
-    return meta
 
 
 #: Where ``make run`` records the local production model, relative to its output directory.
@@ -195,14 +102,15 @@ def _blessing_verdict(model_dir: Path, model_file: Path) -> str:
     blessing_path = model_dir.parent.parent / RUN_BLESSING
     if not blessing_path.is_file():
         return "no evaluate/blessing (the run failed or stopped before evaluate)"
-    blessing, problem = _read_json_object(blessing_path)
-    if blessing is None:
-        return f"evaluate/blessing {problem}"
-    if blessing.get("blessed") is not True:
-        return f"not blessed ({'; '.join(map(str, blessing.get('reasons') or [])) or 'blessed is not true'})"
-    expected = blessing.get("model_sha256")
-    if expected and sha256_file(model_file) != expected:
-        return f"evaluate/blessing is for another model (sha256 {expected} differs from {model_file.name})"
+    try:
+        verdict = blessings.read(blessing_path)
+    except DataError as exc:
+        return f"evaluate/blessing cannot be used ({exc})"
+    if not verdict.blessed:
+        return f"not blessed ({'; '.join(verdict.reasons) or 'the evaluator gave no reason'})"
+    mismatch = verdict.mismatch(sha256_file(model_file))
+    if mismatch:
+        return f"evaluate/blessing is for another model than {model_file.name}: {mismatch}"
     return ""
 
 
@@ -213,9 +121,9 @@ def select_local_model(root: str | os.PathLike = "local_outputs") -> LocalModelC
        directory holding one model file, that directory (the model a blessed run promoted last).
     2. Otherwise the newest blessed run: of the ``<root>/runs/**/train/model`` directories (hidden ``.*``
        staging folders skipped) whose run's ``evaluate/blessing`` (``<run>/evaluate/blessing`` beside
-       ``<run>/train/model``) says ``"blessed": true`` and, when it records ``model_sha256``, matches the model
-       file, the one whose model file was modified last. Failed runs (no blessing) and runs that were not
-       blessed are never served.
+       ``<run>/train/model``) is a valid blessing that says ``"blessed": true`` for this model file (its
+       ``model_sha256``), the one whose model file was modified last. Failed runs (no blessing), runs that
+       were not blessed and blessings that are malformed or about another model are never served.
 
     Args:
         root: Folder a local pipeline run writes its outputs to (``./local_outputs`` for ``make run``).

@@ -37,12 +37,8 @@ from kserve.utils.numpy_codec import from_np_dtype
 from kserve.utils.utils import generate_uuid, strtobool
 
 from kfp_tabular.components.common.errors import DataError
-from kfp_tabular.components.deployment.model_server.model_files import (
-    FEATURE_DTYPES,
-    find_latest_model,
-    find_model_file,
-    read_metadata,
-)
+from kfp_tabular.components.common.model_dir import FEATURE_DTYPES, find_model_file, read_metadata
+from kfp_tabular.components.deployment.model_server.model_files import find_latest_model
 
 __all__ = ["DEFAULT_HOST", "ENV_PREDICT_PROBA", "HostModelServer", "TabularModel", "find_latest_model"]
 

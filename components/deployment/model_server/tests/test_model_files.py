@@ -1,4 +1,4 @@
-"""Model directory helpers (plain Python, run in the pipeline env): the one model file, metadata, the newest model."""
+"""The model directory contract as the server uses it (the one model file, metadata) and the local model choice."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ import time
 import pytest
 
 from kfp_tabular.components.common.errors import DataError
-from kfp_tabular.components.deployment.model_server.model_files import (
-    find_latest_model,
-    find_model_file,
-    read_metadata,
-    select_local_model,
-)
+from kfp_tabular.components.common.model_dir import find_model_file, read_metadata
+from kfp_tabular.components.deployment.model_server.model_files import find_latest_model, select_local_model
 
 GOOD_META = {
     "features": [
@@ -127,7 +123,11 @@ def make_run(root, name, blessed, mtime, blessing_extra=None, model_bytes=b"mode
     if blessed is not None:
         blessing = root / "runs" / name / "evaluate" / "blessing"
         blessing.parent.mkdir(parents=True)
-        body = {"blessed": blessed, "reasons": ["roc_auc 0.61 < 0.7"] if blessed is False else []}
+        body = {
+            "blessed": blessed,
+            "reasons": ["roc_auc 0.61 < 0.7"] if blessed is False else [],
+            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        }
         blessing.write_text(json.dumps({**body, **(blessing_extra or {})}), encoding="utf-8")
     return model_dir
 
@@ -201,12 +201,6 @@ def test_newer_not_blessed_and_failed_runs_are_ignored(tmp_path):
     assert "production/current.json does not exist" in choice.reason
 
 
-def test_blessing_with_matching_sha256_counts(tmp_path):
-    digest = hashlib.sha256(b"model").hexdigest()
-    blessed = make_run(tmp_path, "run-1", True, time.time(), blessing_extra={"model_sha256": digest})
-    assert select_local_model(tmp_path).model_dir == blessed
-
-
 def test_newest_blessed_run_by_model_file_mtime_in_nested_run_folders(tmp_path):
     now = time.time()
     a = make_run(tmp_path, "pipeline-a/run-1", True, now - 100)
@@ -236,26 +230,47 @@ def test_models_outside_runs_train_model_and_hidden_staging_folders_are_not_cand
     assert "the newest of 1 blessed run(s)" in choice.reason
 
 
+SHA = hashlib.sha256(b"model").hexdigest()
+
+
 @pytest.mark.parametrize(
     "blessing, fragment",
     [
-        ("{oops", "evaluate/blessing is not valid JSON"),
-        ('"yes"', "evaluate/blessing is not a JSON object"),
-        ('{"blessed": "true"}', "not blessed (blessed is not true)"),
-        ('{"blessed": false, "reasons": ["roc_auc 0.61 < 0.7"]}', "not blessed (roc_auc 0.61 < 0.7)"),
+        ("{oops", "evaluate/blessing cannot be used (" + "{path}: expected a blessing in JSON, got invalid JSON"),
+        ('"yes"', "evaluate/blessing cannot be used ({path}: expected a blessing JSON object, got str)"),
+        (
+            json.dumps({"blessed": "true", "model_sha256": SHA}),
+            "evaluate/blessing cannot be used ({path}: field 'blessed' must be true or false, got 'true')",
+        ),
+        ('{"blessed": true}', "evaluate/blessing cannot be used ({path}: field 'model_sha256' must be the 64-hex"),
+        (
+            json.dumps({"blessed": False, "reasons": ["roc_auc 0.61 < 0.7"], "model_sha256": SHA}),
+            "not blessed (roc_auc 0.61 < 0.7)",
+        ),
+        (json.dumps({"blessed": False, "model_sha256": SHA}), "not blessed (the evaluator gave no reason)"),
     ],
 )
 def test_no_blessed_model_error_says_why_each_run_was_passed_over(tmp_path, blessing, fragment):
     model_dir = make_run(tmp_path, "run-1", None, time.time())
-    (tmp_path / "runs" / "run-1" / "evaluate").mkdir()
-    (tmp_path / "runs" / "run-1" / "evaluate" / "blessing").write_text(blessing, encoding="utf-8")
+    path = tmp_path / "runs" / "run-1" / "evaluate" / "blessing"
+    path.parent.mkdir()
+    path.write_text(blessing, encoding="utf-8")
     failed = make_run(tmp_path, "run-2", None, time.time())
     with pytest.raises(DataError) as err:
         find_latest_model(tmp_path)
     message = str(err.value)
     assert message.startswith(f"no blessed model under {tmp_path}: run `make run` first, or pass --model_dir")
-    assert f"{model_dir}: {fragment}" in message
+    assert f"{model_dir}: {fragment.format(path=path)}" in message
     assert f"{failed}: no evaluate/blessing (the run failed or stopped before evaluate)" in message
+
+
+def test_a_blessing_for_another_model_is_passed_over_saying_so(tmp_path):
+    model_dir = make_run(tmp_path, "run-1", True, time.time(), blessing_extra={"model_sha256": "0" * 64})
+    with pytest.raises(DataError) as err:
+        find_latest_model(tmp_path)
+    assert f"{model_dir}: evaluate/blessing is for another model than model.joblib: the blessing is for model " in str(
+        err.value
+    )
 
 
 def test_no_blessed_model_when_runs_hold_no_model(tmp_path):

@@ -15,6 +15,9 @@ import time
 import numpy as np
 import pytest
 
+from kfp_tabular.components.common import blessing as blessings
+from kfp_tabular.components.common.artifacts import sha256_file
+
 pytestmark = pytest.mark.serve
 
 TOL = 1e-9
@@ -276,7 +279,8 @@ def make_run(root, name, model_from, blessed, mtime):
     if blessed is not None:
         blessing = root / "runs" / name / "evaluate" / "blessing"
         blessing.parent.mkdir(parents=True)
-        blessing.write_text(json.dumps({"blessed": blessed, "reasons": ["test"]}), encoding="utf-8")
+        sha = sha256_file(model_dir / "model.joblib")
+        blessings.write(blessing, blessings.Blessing(blessed=blessed, reasons=["test"], model_sha256=sha))
     return model_dir
 
 
