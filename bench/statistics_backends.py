@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
-    from kfp_tabular.components.data_processing.validate import core
+    from kfp_tabular.components.data_processing.validate import statistics as core
 
     with tempfile.TemporaryDirectory() as tmp:
         data = synthetic.write(synthetic.generate(args.rows, 1), Path(tmp) / "data.parquet")

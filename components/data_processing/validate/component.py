@@ -5,10 +5,13 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
+from kfp_tabular.components.common import params
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@params.document(ValidateRequest)
 def validate_data(
     train_data: Input[Dataset],
     eval_data: Input[Dataset],
@@ -40,7 +43,6 @@ def validate_data(
     Args:
         train_data: Train split, one Parquet file (from the ingest component).
         eval_data: Eval split, one Parquet file.
-        label_column: The label column; kept out of the schema's SERVING environment.
         train_statistics: Train statistics, binary TFDV ``DatasetFeatureStatisticsList``.
         eval_statistics: Eval statistics, binary TFDV ``DatasetFeatureStatisticsList``.
         schema: The schema used, text proto: the curated file unchanged or the inferred schema.
@@ -49,16 +51,6 @@ def validate_data(
         statistics_html: TFDV's train-vs-eval statistics view (its viewer loads from public CDNs).
         report: Self-contained HTML report (per-feature summaries, anomalies, drift, schema); renders offline.
         metrics: Anomaly count, drifted feature count, examples per split and every drift/skew distance.
-        schema_uri: Curated schema (``.pbtxt``), local path or fsspec URL (``gs://``, ``s3://``); empty to infer one.
-        baseline_statistics_uri: Statistics to measure eval drift against (e.g. a previous run's eval statistics);
-            empty to compare eval with train.
-        serving_statistics_uri: Serving statistics; when given, train-vs-serving skew is measured and the serving
-            statistics are validated in the SERVING environment.
-        numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature drifted, in (0, 1].
-        categorical_drift_threshold: L-infinity distance above which a categorical feature drifted, in (0, 1].
-        fail_on_anomalies: Fail the task on anomalies or drift; False only logs a warning.
-        statistics_backend: ``dataframe`` (in memory) or ``beam`` (a Beam pipeline, see ``beam_pipeline_args``).
-        beam_pipeline_args: Beam options for the ``beam`` backend, e.g. ``["--runner=DataflowRunner", ...]``.
 
     Returns:
         anomaly_count: Number of anomalies over all splits.
@@ -66,13 +58,25 @@ def validate_data(
     """
     import collections
 
-    from kfp_tabular.components.data_processing.validate import core
+    from kfp_tabular.components.data_processing.validate import core, statistics
+    from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
-    args = [str(a) for a in beam_pipeline_args or []]
+    request = ValidateRequest(
+        label_column=label_column,
+        schema_uri=schema_uri,
+        baseline_statistics_uri=baseline_statistics_uri,
+        serving_statistics_uri=serving_statistics_uri,
+        numeric_drift_threshold=numeric_drift_threshold,
+        categorical_drift_threshold=categorical_drift_threshold,
+        fail_on_anomalies=fail_on_anomalies,
+        statistics_backend=statistics_backend,
+        beam_pipeline_args=beam_pipeline_args,
+    )
+    backend, args = request.statistics_backend, request.beam_pipeline_args
     result = core.validate(
-        core.select_data_location(train_data.path, train_data.uri, statistics_backend, args),
-        core.select_data_location(eval_data.path, eval_data.uri, statistics_backend, args),
-        label_column,
+        statistics.select_data_location(train_data.path, train_data.uri, backend, args),
+        statistics.select_data_location(eval_data.path, eval_data.uri, backend, args),
+        request,
         train_statistics_path=train_statistics.path,
         eval_statistics_path=eval_statistics.path,
         schema_path=schema.path,
@@ -80,14 +84,6 @@ def validate_data(
         anomalies_report_path=anomalies_report.path,
         statistics_html_path=statistics_html.path,
         report_path=report.path,
-        schema_uri=schema_uri,
-        baseline_statistics_uri=baseline_statistics_uri,
-        serving_statistics_uri=serving_statistics_uri,
-        numeric_drift_threshold=numeric_drift_threshold,
-        categorical_drift_threshold=categorical_drift_threshold,
-        fail_on_anomalies=fail_on_anomalies,
-        backend=statistics_backend,
-        beam_pipeline_args=args,
     )
 
     for split, artifact in (("train", train_statistics), ("eval", eval_statistics)):

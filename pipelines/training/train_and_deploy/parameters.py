@@ -26,8 +26,8 @@ def check_parameters(params: dict[str, Any]) -> None:
     Args:
         params: Pipeline arguments as they will be submitted (a subset of the pipeline's parameters).
     """
-    from kfp_tabular.components.data_processing.validate.core import BACKENDS
-    from kfp_tabular.components.deployment.deploy.core import normalize_deployment_mode
+    from kfp_tabular.components.data_processing.validate.statistics import BACKENDS
+    from kfp_tabular.components.deployment.kserve.isvc import normalize_deployment_mode
     from kfp_tabular.components.evaluation.evaluate.core import check_thresholds
     from kfp_tabular.components.training.train.core import ESTIMATORS, TASKS
 

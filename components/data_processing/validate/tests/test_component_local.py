@@ -9,7 +9,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Markdown, Metrics
 
 from kfp_tabular.components.common.errors import ValidationFailed
 from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
-from kfp_tabular.components.data_processing.validate import core
+from kfp_tabular.components.data_processing.validate import tfdv_io
 from kfp_tabular.components.data_processing.validate.component import validate_data
 
 CURATED = str(Path(synthetic.__file__).parent / "churn_schema.pbtxt")
@@ -68,7 +68,7 @@ def test_local_run_on_default_data_passes(data, pipeline_root):
     assert schema.metadata["source"] == "curated" and schema.metadata["schema_uri"] == CURATED
     assert schema.metadata["num_features"] == 12
     stats = run.outputs["stats"]
-    assert core.load_statistics(stats.path).datasets[0].num_examples == 2000
+    assert tfdv_io.load_statistics(stats.path).datasets[0].num_examples == 2000
     assert stats.metadata["num_examples"] == 2000 and stats.metadata["num_features"] == 12
     page = Path(run.outputs["report"].path).read_text()
     assert "PASSED" in page and "<script" not in page

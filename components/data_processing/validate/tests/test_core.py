@@ -1,4 +1,4 @@
-"""Tests of the validation core against the real TFDV (no mocks), on small seeded churn data."""
+"""Tests of ``validate`` against the real TFDV (no mocks), on small seeded churn data (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from kfp_tabular.components.common.errors import ConfigError, DataError, ValidationFailed
 from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
-from kfp_tabular.components.data_processing.validate import core
+from kfp_tabular.components.data_processing.validate import core, reports, statistics, tfdv_io
+from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
 CURATED = str(Path(synthetic.__file__).parent / "churn_schema.pbtxt")
 LABEL = synthetic.LABEL
@@ -29,206 +30,20 @@ SHIFTED = {"tenure_months", "monthly_charges", "total_charges", "contract_type",
 UNCHANGED = {"region", "age", "paperless_billing", "support_calls", "internet_service", LABEL}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    files = {
-        "train": synthetic.generate(5000, 1),
-        "eval": synthetic.generate(5000, 2),
-        "drifted": synthetic.generate(5000, 3, "drifted"),
-        "serving": synthetic.generate(2000, 4).drop(columns=[LABEL]),
-        "serving_drifted": synthetic.generate(2000, 5, "drifted").drop(columns=[LABEL]),
-    }
-    paths = {name: synthetic.write(frame, root / f"{name}.parquet") for name, frame in files.items()}
-    for name in ("serving", "serving_drifted"):
-        core.compute_statistics(paths[name], output_path=str(root / f"{name}_stats.pb"), schema_uri=CURATED)
-        paths[f"{name}_stats"] = str(root / f"{name}_stats.pb")
-    return paths
-
-
 def outputs(tmp_path) -> dict[str, str]:
     return {name: str(tmp_path / "out" / name.replace("_path", "")) for name in OUTPUTS}
 
 
-def feature_stats(stats) -> dict:
-    found = {}
-    for f in stats.datasets[0].features:
-        which = f.WhichOneof("stats")
-        common = getattr(f, which).common_stats
-        found[".".join(f.path.step)] = (f.type, which, common.num_non_missing, common.num_missing)
-    return found
-
-
-# ---------------------------------------------------------------------------------------------------- statistics
-
-
-def test_statistics_backends_agree(data):
-    frame_stats = core.compute_statistics(data["train"])
-    beam_stats = core.compute_statistics(data["train"], backend="beam", beam_pipeline_args=[])
-    assert frame_stats.datasets[0].num_examples == beam_stats.datasets[0].num_examples == 5000
-    assert feature_stats(frame_stats) == feature_stats(beam_stats)
-    names = set(feature_stats(frame_stats))
-    assert names == set(synthetic.generate(10, 0).columns)
-    means = {".".join(f.path.step): f.num_stats.mean for f in frame_stats.datasets[0].features}
-    beam_means = {".".join(f.path.step): f.num_stats.mean for f in beam_stats.datasets[0].features}
-    assert means == pytest.approx(beam_means)
-
-
-def test_booleans_become_int_in_both_backends(tmp_path):
-    frame = pd.DataFrame(
-        {
-            "flag": [True, False, True, True] * 25,
-            "maybe": pd.array([True, None, False, True] * 25, dtype="boolean"),
-            "small": pd.array([1, 2, None, 4] * 25, dtype="Int32"),
-            "name": ["a", "b", None, "d"] * 25,
-        }
-    )
-    path = synthetic.write(frame, tmp_path / "bools.parquet")
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    INT = statistics_pb2.FeatureNameStatistics.INT
-    for backend in ("dataframe", "beam"):
-        stats = feature_stats(core.compute_statistics(path, backend=backend))
-        assert stats["flag"] == (INT, "num_stats", 100, 0), backend
-        assert stats["maybe"] == (INT, "num_stats", 75, 25), backend
-        assert stats["small"] == (INT, "num_stats", 75, 25), backend
-        assert stats["name"][1:] == ("string_stats", 75, 25), backend
-    flag = next(f for f in core.compute_statistics(path).datasets[0].features if f.path.step == ["flag"])
-    assert (flag.num_stats.min, flag.num_stats.max, flag.num_stats.mean) == (0, 1, 0.75)
-
-
-def test_compute_statistics_writes_output(data, tmp_path):
-    target = tmp_path / "deep" / "stats.pb"
-    stats = core.compute_statistics(data["eval"], output_path=str(target))
-    assert core.load_statistics(str(target)) == stats
-    assert [p.name for p in target.parent.iterdir()] == ["stats.pb"]
-
-
-@pytest.mark.parametrize("backend", ["dataframe", "beam"])
-def test_compute_statistics_missing_file(tmp_path, backend):
-    missing = tmp_path / "nope.parquet"
-    with pytest.raises(DataError, match=re.escape(str(missing)) + ".*not found"):
-        core.compute_statistics(str(missing), backend=backend)
-
-
-@pytest.mark.parametrize("backend", ["dataframe", "beam"])
-def test_compute_statistics_not_parquet(tmp_path, backend):
-    bad = tmp_path / "data.parquet"
-    bad.write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match=re.escape(str(bad)) + ".*expected a Parquet file"):
-        core.compute_statistics(str(bad), backend=backend)
-
-
-@pytest.mark.parametrize("backend", ["dataframe", "beam"])
-def test_compute_statistics_no_rows(tmp_path, backend):
-    empty = synthetic.write(synthetic.generate(10, 0).iloc[:0], tmp_path / "empty.parquet")
-    with pytest.raises(DataError, match="no rows"):
-        core.compute_statistics(empty, backend=backend)
-
-
-def test_compute_statistics_bad_backend(data):
-    with pytest.raises(ConfigError, match="backend: expected one of dataframe, beam, got 'spark'"):
-        core.compute_statistics(data["train"], backend="spark")
-    with pytest.raises(ConfigError, match="beam_pipeline_args"):
-        core.compute_statistics(data["train"], backend="beam", beam_pipeline_args=["--runner", 3])
-
-
-def test_load_statistics_errors(tmp_path):
-    with pytest.raises(ConfigError, match="baseline.*nope.pb.*not found"):
-        core.load_statistics(str(tmp_path / "nope.pb"), "baseline")
-    garbage = tmp_path / "garbage.pb"
-    garbage.write_bytes(b"\xff\xff\xff\xff not a proto")
-    with pytest.raises(DataError, match="garbage.pb.*DatasetFeatureStatisticsList"):
-        core.load_statistics(str(garbage))
-
-
-def test_select_data_location():
-    local, remote = "/tmp/inputs/train/data", "gs://bucket/run/train"
-    assert core.select_data_location(local, remote, "dataframe", ["--runner=DataflowRunner"]) == local
-    assert core.select_data_location(local, remote, "beam", []) == local
-    assert core.select_data_location(local, remote, "beam", ["--runner", "DirectRunner"]) == local
-    assert core.select_data_location(local, remote, "beam", ["--runner=FnApiRunner"]) == local
-    assert core.select_data_location(local, remote, "beam", ["--runner=DataflowRunner"]) == remote
-    assert core.select_data_location(local, remote, "beam", ["--runner", "FlinkRunner"]) == remote
-    assert core.select_data_location(local, "/local/uri", "beam", ["--runner=SparkRunner"]) == local
-
-
-# -------------------------------------------------------------------------------------------------------- schema
-
-
-def test_infer_schema(data):
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    stats = core.compute_statistics(data["train"])
-    schema = core.infer_schema(stats, LABEL)
-    types = {f.name: f.type for f in schema.feature}
-    assert types == {
-        "tenure_months": schema_pb2.INT,
-        "monthly_charges": schema_pb2.FLOAT,
-        "total_charges": schema_pb2.FLOAT,
-        "age": schema_pb2.FLOAT,
-        "support_calls": schema_pb2.INT,
-        "contract_type": schema_pb2.BYTES,
-        "payment_method": schema_pb2.BYTES,
-        "internet_service": schema_pb2.BYTES,
-        "region": schema_pb2.BYTES,
-        "paperless_billing": schema_pb2.INT,
-        "has_partner": schema_pb2.INT,
-        LABEL: schema_pb2.INT,
-    }
-    assert list(schema.default_environment) == ["TRAINING", "SERVING"]
-    label = next(f for f in schema.feature if f.name == LABEL)
-    assert list(label.not_in_environment) == ["SERVING"]
-    assert all(not f.not_in_environment for f in schema.feature if f.name != LABEL)
-    domains = {d.name: set(d.value) for d in schema.string_domain}
-    assert domains["payment_method"] == set(synthetic.PAYMENTS)
-
-    import tensorflow_data_validation as tfdv
-
-    # TRAINING: the train data itself is clean; SERVING: data without the label is clean too.
-    assert not tfdv.validate_statistics(stats, schema, environment="TRAINING").anomaly_info
-    serving = core.load_statistics(data["serving_stats"])
-    assert not tfdv.validate_statistics(serving, schema, environment="SERVING").anomaly_info
-    missing_label = tfdv.validate_statistics(serving, schema, environment="TRAINING").anomaly_info
-    assert list(missing_label) == [LABEL]
-
-
-def test_infer_schema_unknown_label(data):
-    stats = core.compute_statistics(data["train"])
-    with pytest.raises(DataError, match="label_column 'target' is not a column.*tenure_months"):
-        core.infer_schema(stats, "target")
-
-
-def test_load_schema_curated():
-    schema = core.load_schema(CURATED)
-    assert [f.name for f in schema.feature] == list(synthetic.generate(10, 0).columns)
-    label = next(f for f in schema.feature if f.name == LABEL)
-    assert (label.int_domain.min, label.int_domain.max, list(label.not_in_environment)) == (0, 1, ["SERVING"])
-    assert Path(CURATED).read_text().startswith("# Curated TFDV schema")
-
-
-def test_load_schema_errors(tmp_path):
-    with pytest.raises(ConfigError, match=re.escape(f"schema_uri '{tmp_path}/missing.pbtxt': not found")):
-        core.load_schema(str(tmp_path / "missing.pbtxt"))
-    broken = tmp_path / "broken.pbtxt"
-    broken.write_text('feature { name: "a" type: NOPE }\n')
-    with pytest.raises(DataError, match="broken.pbtxt.*text format"):
-        core.load_schema(str(broken))
-    empty = tmp_path / "empty.pbtxt"
-    empty.write_text("# nothing here\n")
-    with pytest.raises(DataError, match="empty.pbtxt.*no features"):
-        core.load_schema(str(empty))
-    with pytest.raises(ConfigError, match="memory://bucket/schema.pbtxt"):
-        core.load_schema("memory://bucket/schema.pbtxt")
-
-
-# ---------------------------------------------------------------------------------------------------- validation
+def run(train: str, evaluation: str, label: str = LABEL, **kwargs):
+    """``core.validate`` with the output paths and the request's fields given as keywords."""
+    paths = {name: kwargs.pop(name) for name in OUTPUTS if name in kwargs}
+    return core.validate(train, evaluation, ValidateRequest(label, **kwargs), **paths)
 
 
 def test_curated_schema_default_data_is_clean(data, tmp_path):
     paths = outputs(tmp_path)
-    result = core.validate(data["train"], data["eval"], LABEL, schema_uri=CURATED, **paths)
-    assert result.ok, core.failure_message(result)
+    result = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, **paths)
+    assert result.ok, reports.failure_message(result)
     assert result.anomalies == [] and result.drifted_features == []
     assert result.schema_source == "curated" and result.schema_uri == CURATED
     assert result.num_examples == {"train": 5000, "eval": 5000}
@@ -236,8 +51,8 @@ def test_curated_schema_default_data_is_clean(data, tmp_path):
     assert all(m.comparison == "eval vs train" and m.kind == "drift" for m in result.drift)
     # The curated schema is passed on byte for byte, comments included.
     assert Path(paths["schema_path"]).read_bytes() == Path(CURATED).read_bytes()
-    assert core.load_statistics(paths["train_statistics_path"]).datasets[0].name == "train"
-    assert core.load_statistics(paths["eval_statistics_path"]).datasets[0].num_examples == 5000
+    assert tfdv_io.load_statistics(paths["train_statistics_path"]).datasets[0].name == "train"
+    assert tfdv_io.load_statistics(paths["eval_statistics_path"]).datasets[0].num_examples == 5000
     assert "**PASSED**" in Path(paths["anomalies_report_path"]).read_text()
     assert "No anomalies." in Path(paths["report_path"]).read_text()
 
@@ -248,8 +63,8 @@ def test_curated_schema_keeps_small_default_samples_clean(tmp_path, rows):
     # stable at small sizes where the Jensen-Shannon histogram of a small count measured 0.17-0.28 (TFDV #216).
     train = synthetic.write(synthetic.generate(rows, 11), tmp_path / "train.parquet")
     evaluation = synthetic.write(synthetic.generate(rows // 4, 12), tmp_path / "eval.parquet")
-    result = core.validate(train, evaluation, LABEL, schema_uri=CURATED)
-    assert result.ok, core.failure_message(result)
+    result = run(train, evaluation, LABEL, schema_uri=CURATED)
+    assert result.ok, reports.failure_message(result)
     calls = next(m for m in result.drift if m.feature == "support_calls")
     assert calls.metric == "l_infinity" and 0 < calls.value < calls.threshold  # measured, not a constant 0
 
@@ -261,28 +76,28 @@ def test_inferred_schema_compares_small_counts_value_by_value(tmp_path, seed):
     train = synthetic.write(synthetic.generate(2400, seed), tmp_path / "train.parquet")
     evaluation = synthetic.write(synthetic.generate(600, seed + 100), tmp_path / "eval.parquet")
     paths = outputs(tmp_path)
-    result = core.validate(train, evaluation, LABEL, **paths)
-    assert result.ok, core.failure_message(result)
+    result = run(train, evaluation, LABEL, **paths)
+    assert result.ok, reports.failure_message(result)
     metrics = {m.feature: m.metric for m in result.drift}
     assert metrics["support_calls"] == metrics["paperless_billing"] == "l_infinity"
     assert metrics["tenure_months"] == metrics["monthly_charges"] == "jensen_shannon_divergence"
-    schema = core.load_schema(paths["schema_path"])
+    schema = tfdv_io.load_schema(paths["schema_path"])
     categorical = {f.name for f in schema.feature if f.int_domain.is_categorical}
     assert {"support_calls", "paperless_billing", "has_partner"} <= categorical and "tenure_months" not in categorical
 
 
 def test_inferred_schema_is_written(data, tmp_path):
     paths = outputs(tmp_path)
-    result = core.validate(data["train"], data["eval"], LABEL, **paths)
+    result = run(data["train"], data["eval"], LABEL, **paths)
     assert result.ok and result.schema_source == "inferred" and result.schema_uri == ""
-    written = core.load_schema(paths["schema_path"])
+    written = tfdv_io.load_schema(paths["schema_path"])
     assert len(written.feature) == result.schema_features == 12
     # The written schema has no comparators: those live only in the copy used for validation.
     assert not any(f.HasField("drift_comparator") for f in written.feature)
 
 
 def test_drifted_data_anomalies(data, tmp_path):
-    result = core.validate(
+    result = run(
         data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False, **outputs(tmp_path)
     )
     assert not result.ok
@@ -296,7 +111,7 @@ def test_drifted_data_anomalies(data, tmp_path):
 
 
 def test_drift_with_default_thresholds(data):
-    result = core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
+    result = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
     measured = {m.feature: m for m in result.drift}
     # The two large shifts exceed the default thresholds (0.1) by far ...
     assert {"monthly_charges", "contract_type"} <= set(result.drifted_features)
@@ -312,9 +127,9 @@ def test_drift_with_default_thresholds(data):
 def test_drift_flags_every_shifted_feature_and_no_unchanged_one(data):
     """With thresholds near TFDV's sampling noise at 5k rows, all five shifted features drift, no other does."""
     sensitive = {"numeric_drift_threshold": 0.012, "categorical_drift_threshold": 0.05, "fail_on_anomalies": False}
-    same = core.validate(data["train"], data["eval"], LABEL, schema_uri=CURATED, **sensitive)
+    same = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, **sensitive)
     assert same.drifted_features == []
-    drifted = core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, **sensitive)
+    drifted = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, **sensitive)
     assert set(drifted.drifted_features) == SHIFTED
     same_values = {m.feature: m.value for m in same.drift}
     for m in drifted.drift:
@@ -326,8 +141,8 @@ def test_drift_against_baseline_statistics(data, tmp_path):
     # Baseline = statistics of the drifted data itself: eval (drifted) matches it, so nothing drifts, although
     # eval differs from train. This shows the comparison really uses the baseline.
     baseline = tmp_path / "baseline.pb"
-    core.compute_statistics(data["drifted"], output_path=str(baseline), schema_uri=CURATED)
-    result = core.validate(
+    statistics.compute_statistics(data["drifted"], output_path=str(baseline), schema_uri=CURATED)
+    result = run(
         data["train"],
         data["drifted"],
         LABEL,
@@ -343,20 +158,18 @@ def test_drift_against_baseline_statistics(data, tmp_path):
 
 def test_baseline_summarized_without_the_schema_is_refused(data, tmp_path):
     baseline = tmp_path / "no-schema.pb"
-    core.compute_statistics(data["eval"], output_path=str(baseline))  # support_calls summarized as a number
+    statistics.compute_statistics(data["eval"], output_path=str(baseline))  # support_calls summarized as a number
     with pytest.raises(
         DataError,
         match=r"no-schema.pb \(baseline_statistics_uri\): statistics not comparable .*"
         r"support_calls \(num_stats there, string_stats here\)",
     ):
-        core.validate(data["train"], data["eval"], LABEL, schema_uri=CURATED, baseline_statistics_uri=str(baseline))
+        run(data["train"], data["eval"], LABEL, schema_uri=CURATED, baseline_statistics_uri=str(baseline))
 
 
 def test_serving_statistics_clean(data):
-    result = core.validate(
-        data["train"], data["eval"], LABEL, schema_uri=CURATED, serving_statistics_uri=data["serving_stats"]
-    )
-    assert result.ok, core.failure_message(result)
+    result = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, serving_statistics_uri=data["serving_stats"])
+    assert result.ok, reports.failure_message(result)
     skew = [m for m in result.drift if m.kind == "skew"]
     assert {m.comparison for m in skew} == {"train vs serving"}
     # The label is not in SERVING: it is neither required there nor compared for skew.
@@ -366,7 +179,7 @@ def test_serving_statistics_clean(data):
 
 
 def test_serving_skew_and_serving_anomalies(data):
-    result = core.validate(
+    result = run(
         data["train"],
         data["eval"],
         LABEL,
@@ -388,7 +201,7 @@ def test_serving_skew_and_serving_anomalies(data):
 def test_fail_raises_after_writing_every_output(data, tmp_path):
     paths = outputs(tmp_path)
     with pytest.raises(ValidationFailed) as info:
-        core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, **paths)
+        run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, **paths)
     message = str(info.value)
     assert "eval / has_partner: SCHEMA_MISSING_COLUMN" in message
     assert "eval / payment_method: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in message
@@ -418,7 +231,7 @@ def test_fail_raises_after_writing_every_output(data, tmp_path):
 
 
 def test_warn_only_returns_result(data, tmp_path, caplog):
-    result = core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
+    result = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
     assert not result.ok and len(result.anomalies) == 2
     assert "data validation failed" in caplog.text and "fail_on_anomalies=False" in caplog.text
     summary = result.as_dict()
@@ -442,7 +255,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     train = synthetic.write(frame, tmp_path / "train.parquet")
     evaluation = synthetic.write(drifted, tmp_path / "eval.parquet")
     paths = outputs(tmp_path)
-    result = core.validate(train, evaluation, "label", fail_on_anomalies=False, **paths)
+    result = run(train, evaluation, "label", fail_on_anomalies=False, **paths)
     assert result.anomalies and result.drifted_features
     page = Path(paths["report_path"]).read_text()
     assert "<script" not in page.lower()
@@ -458,7 +271,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
 
 def test_report_feature_tables(data, tmp_path):
     paths = outputs(tmp_path)
-    core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False, **paths)
+    run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False, **paths)
     page = Path(paths["report_path"]).read_text()
     assert "<h2>Features: eval (5000 examples)</h2>" in page
     for column in ("missing %", "mean", "std", "min", "max", "unique", "top values (count)"):
@@ -481,86 +294,50 @@ def test_report_feature_tables(data, tmp_path):
 def test_bad_schema_uri_names_it(data, tmp_path):
     missing = str(tmp_path / "no_such_schema.pbtxt")
     with pytest.raises(ConfigError, match=re.escape(missing)):
-        core.validate(data["train"], data["eval"], LABEL, schema_uri=missing)
+        run(data["train"], data["eval"], LABEL, schema_uri=missing)
 
 
 def test_curated_schema_without_label(data, tmp_path):
     schema = tmp_path / "schema.pbtxt"
     schema.write_text('feature { name: "age" type: FLOAT }\n')
     with pytest.raises(ConfigError, match=r"schema.pbtxt' defines no feature 'churned' \(label_column\)"):
-        core.validate(data["train"], data["eval"], LABEL, schema_uri=str(schema))
-
-
-@pytest.mark.parametrize(
-    "param, value",
-    [
-        ("numeric_drift_threshold", -0.1),
-        ("numeric_drift_threshold", 0.0),
-        ("categorical_drift_threshold", 1.5),
-        ("categorical_drift_threshold", "high"),
-    ],
-)
-def test_bad_threshold(data, tmp_path, param, value):
-    paths = outputs(tmp_path)
-    with pytest.raises(ConfigError, match=f"{param}: expected a number in \\(0, 1\\]"):
-        core.validate(data["train"], data["eval"], LABEL, **{param: value}, **paths)
-    assert not (tmp_path / "out").exists()
-
-
-def test_bad_backend_and_label(data):
-    with pytest.raises(ConfigError, match="backend"):
-        core.validate(data["train"], data["eval"], LABEL, backend="pandas")
-    with pytest.raises(ConfigError, match="label_column"):
-        core.validate(data["train"], data["eval"], "")
+        run(data["train"], data["eval"], LABEL, schema_uri=str(schema))
 
 
 def test_label_missing_from_train_data(data):
     with pytest.raises(DataError, match=re.escape(data["serving"]) + ".*label column 'churned' not found"):
-        core.validate(data["serving"], data["eval"], LABEL)
+        run(data["serving"], data["eval"], LABEL)
 
 
 def test_missing_eval_data_writes_nothing(data, tmp_path):
     paths = outputs(tmp_path)
     with pytest.raises(DataError, match="missing.parquet: Parquet data file not found"):
-        core.validate(data["train"], str(tmp_path / "missing.parquet"), LABEL, **paths)
+        run(data["train"], str(tmp_path / "missing.parquet"), LABEL, **paths)
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_baseline_and_serving_uris(data, tmp_path):
     with pytest.raises(ConfigError, match="baseline_statistics_uri.*nope.pb.*not found"):
-        core.validate(data["train"], data["eval"], LABEL, baseline_statistics_uri=str(tmp_path / "nope.pb"))
+        run(data["train"], data["eval"], LABEL, baseline_statistics_uri=str(tmp_path / "nope.pb"))
     with pytest.raises(DataError, match="serving_statistics_uri.*DatasetFeatureStatisticsList"):
-        core.validate(data["train"], data["eval"], LABEL, serving_statistics_uri=CURATED)
+        run(data["train"], data["eval"], LABEL, serving_statistics_uri=CURATED)
 
 
 def test_beam_backend_end_to_end(data, tmp_path):
     paths = outputs(tmp_path)
-    result = core.validate(
-        data["train"], data["drifted"], LABEL, schema_uri=CURATED, backend="beam", fail_on_anomalies=False, **paths
+    result = run(
+        data["train"],
+        data["drifted"],
+        LABEL,
+        schema_uri=CURATED,
+        statistics_backend="beam",
+        fail_on_anomalies=False,
+        **paths,
     )
-    frame = core.validate(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
+    frame = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
     assert result.anomalies == frame.anomalies
     assert result.drifted_features == frame.drifted_features
     assert [m.value for m in result.drift] == pytest.approx([m.value for m in frame.drift])
-
-
-# ------------------------------------------------------------------------------------------------ import weight
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "kfp_tabular.components.data_processing.validate.component",
-        "kfp_tabular.components.data_processing.validate.core",
-    ],
-)
-def test_import_does_not_load_tensorflow(module):
-    code = (
-        f"import {module}, sys; "
-        "heavy = [m for m in ('tensorflow', 'tensorflow_data_validation', 'apache_beam') if m in sys.modules]; "
-        "assert not heavy, heavy"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_label_never_skew_compared_even_without_environments(data, tmp_path):
@@ -569,8 +346,8 @@ def test_label_never_skew_compared_even_without_environments(data, tmp_path):
     text = text.replace('default_environment: "SERVING"\n', "")
     schema = tmp_path / "no_envs.pbtxt"
     schema.write_text(text)
-    assert not core.load_schema(str(schema)).default_environment
-    result = core.validate(
+    assert not tfdv_io.load_schema(str(schema)).default_environment
+    result = run(
         data["train"],
         data["eval"],
         LABEL,
@@ -583,6 +360,32 @@ def test_label_never_skew_compared_even_without_environments(data, tmp_path):
     assert {(a.split, a.feature, a.kind) for a in result.anomalies} == {("serving", LABEL, "SCHEMA_MISSING_COLUMN")}
 
 
-def test_beam_args_with_dataframe_backend_warn(data, caplog):
-    core.compute_statistics(data["eval"], beam_pipeline_args=["--runner=DataflowRunner"])
-    assert "beam_pipeline_args are ignored with backend='dataframe'" in caplog.text
+@pytest.mark.parametrize("schema_uri", ["", CURATED], ids=["inferred", "curated"])
+def test_statistics_of_each_split_are_computed_once(data, monkeypatch, schema_uri):
+    computed = []
+    generate = statistics.generate_statistics
+
+    def counting(data_path, *args, **kwargs):
+        computed.append(data_path)
+        return generate(data_path, *args, **kwargs)
+
+    monkeypatch.setattr(statistics, "generate_statistics", counting)
+    result = run(data["train"], data["eval"], schema_uri=schema_uri)
+    assert computed == [data["train"], data["eval"]]
+    assert result.ok, reports.failure_message(result)
+
+
+# ------------------------------------------------------------------------------------------------ import weight
+
+
+@pytest.mark.parametrize(
+    "module", ["component", "request", "core", "statistics", "schema", "anomalies", "results", "reports", "tfdv_io"]
+)
+def test_import_does_not_load_heavy_packages(module):
+    code = (
+        f"import kfp_tabular.components.data_processing.validate.{module}, sys; "
+        "heavy = ('tensorflow', 'tensorflow_data_validation', 'apache_beam', 'pandas'); "
+        "heavy = [m for m in heavy if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,258 @@
+"""Reports: the failure message, the Markdown anomalies report, TFDV's statistics view and a self-contained page.
+
+The HTML report has inline CSS, no scripts and no external resources, and escapes every value, so it renders
+offline and safely whatever the column names and values are.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from kfp_tabular.components.data_processing.validate.results import ValidationResult
+from kfp_tabular.components.data_processing.validate.schema import in_environment
+from kfp_tabular.components.data_processing.validate.statistics import feature_name
+
+
+def failure_message(result: ValidationResult, report_path: str | None = None) -> str:
+    """One line per anomaly (split, feature, kind) and per drifted feature."""
+    lines = [
+        f"data validation failed: {len(result.anomalies)} anomalies, "
+        f"{len(result.drifted_features)} features with drift or skew above the threshold"
+    ]
+    if result.anomalies:
+        lines.append("anomalies:")
+        lines += [f"  - {a.split} / {a.feature}: {a.kind} ({a.short_description})" for a in result.anomalies]
+    if result.drifted:
+        lines.append("drift/skew:")
+        lines += [
+            f"  - {m.feature}: {m.metric} {m.value:.4g} > {m.threshold:.4g} ({m.kind}, {m.comparison})"
+            for m in result.drifted
+        ]
+    if report_path:
+        lines.append(f"report: {report_path}")
+    return "\n".join(lines)
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _anomaly_rows(result: ValidationResult) -> list[list[Any]]:
+    return [[a.split, a.feature, f"{a.kind} ({a.short_description})", a.description] for a in result.anomalies]
+
+
+def _drift_rows(result: ValidationResult) -> list[list[Any]]:
+    return [
+        [m.feature, m.comparison, m.metric, _num(m.value), _num(m.threshold), "yes" if m.drifted else "no"]
+        for m in result.drift
+    ]
+
+
+def render_markdown(result: ValidationResult) -> str:
+    """Render the anomalies report: verdict, anomalies table, drift/skew table."""
+    schema_line = f"curated, from `{result.schema_uri}`" if result.schema_source == "curated" else "inferred from train"
+    examples = ", ".join(f"{split} {count}" for split, count in result.num_examples.items())
+    lines = [
+        "# Data validation",
+        "",
+        f"**{'PASSED' if result.ok else 'FAILED'}**: {len(result.anomalies)} anomalies, "
+        f"{len(result.drifted_features)} features with drift or skew above the threshold.",
+        "",
+        f"Schema: {schema_line} ({result.schema_features} features). Examples: {examples}.",
+        "",
+        "## Anomalies",
+        "",
+    ]
+    if result.anomalies:
+        lines += _md_table(["split", "feature", "anomaly", "description"], _anomaly_rows(result))
+    else:
+        lines.append("No anomalies.")
+    lines += ["", "## Drift and skew", ""]
+    if result.drift:
+        lines += _md_table(["feature", "comparison", "metric", "value", "threshold", "drifted"], _drift_rows(result))
+    else:
+        lines.append("No drift or skew comparison was made.")
+    return "\n".join(lines) + "\n"
+
+
+def statistics_html(train, evaluation) -> str:
+    """Render TFDV's train-vs-eval statistics view (Facets; it loads its viewer from public CDNs)."""
+    from tensorflow_data_validation.utils import display_util
+
+    fragment = display_util.get_statistics_html(train, evaluation, lhs_name="train", rhs_name="eval")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>TFDV statistics: train vs eval</title></head>'
+        f"<body>\n{fragment}\n</body></html>\n"
+    )
+
+
+def _feature_rows(stats) -> tuple[list[list[str]], list[list[str]]]:
+    """Per-feature summary rows of one dataset: (numeric rows, categorical rows)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    dataset = stats.datasets[0]
+    total = dataset.num_examples or 1
+    numeric, categorical = [], []
+    for feature in dataset.features:
+        name = feature_name(feature)
+        kind = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
+        if feature.HasField("num_stats"):
+            s = feature.num_stats
+            common = s.common_stats
+            numeric.append(
+                [
+                    name,
+                    kind,
+                    str(common.num_non_missing),
+                    f"{100.0 * common.num_missing / total:.1f}",
+                    _num(s.mean),
+                    _num(s.std_dev),
+                    _num(s.min),
+                    _num(s.median),
+                    _num(s.max),
+                    f"{100.0 * s.num_zeros / max(common.num_non_missing, 1):.1f}",
+                ]
+            )
+        elif feature.HasField("string_stats"):
+            s = feature.string_stats
+            common = s.common_stats
+            top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in s.top_values[:5])
+            categorical.append(
+                [
+                    name,
+                    kind,
+                    str(common.num_non_missing),
+                    f"{100.0 * common.num_missing / total:.1f}",
+                    str(s.unique),
+                    top,
+                ]
+            )
+    return numeric, categorical
+
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.3em; margin-top: 1.6em; } h3 { font-size: 1.1em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { padding: 0.6em 1em; border-radius: 4px; font-weight: bold; display: inline-block; }
+.ok { background: #e3f4e1; color: #1d5e1a; } .fail { background: #fbe3e3; color: #8a1c1c; }
+tr.drifted td { background: #fff3d6; } .muted { color: #666; }
+"""
+
+
+def _html_table(header: list[str], rows: list[list[Any]], numeric_from: int = 99, flag_col: int | None = None) -> str:
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        css = ' class="drifted"' if flag_col is not None and row[flag_col] == "yes" else ""
+        cells = "".join(
+            f'<td class="num">{html.escape(str(c))}</td>' if i >= numeric_from else f"<td>{html.escape(str(c))}</td>"
+            for i, c in enumerate(row)
+        )
+        out.append(f"<tr{css}>{cells}</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _schema_rows(schema) -> list[list[str]]:
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    string_domains = {d.name: list(d.value) for d in schema.string_domain}
+    rows = []
+    for f in schema.feature:
+        required = "yes" if f.presence.min_fraction >= 1.0 else "no"
+        domain = ""
+        if f.HasField("string_domain"):
+            domain = ", ".join(f.string_domain.value)
+        elif f.domain:
+            domain = ", ".join(string_domains.get(f.domain, [])) or f.domain
+        elif f.HasField("int_domain"):
+            domain = f"int [{f.int_domain.min if f.int_domain.HasField('min') else ''}, "
+            domain += f"{f.int_domain.max if f.int_domain.HasField('max') else ''}]"
+        elif f.HasField("float_domain"):
+            domain = f"float [{f.float_domain.min if f.float_domain.HasField('min') else ''}, "
+            domain += f"{f.float_domain.max if f.float_domain.HasField('max') else ''}]"
+        elif f.HasField("bool_domain"):
+            domain = "bool (0/1)"
+        envs = [e for e in list(schema.default_environment) if in_environment(f, e)]
+        rows.append([f.name, schema_pb2.FeatureType.Name(f.type), required, domain, ", ".join(envs)])
+    return rows
+
+
+def render_html_report(result: ValidationResult, train, evaluation, schema) -> str:
+    """Render a self-contained HTML page (inline CSS, no scripts, no external resources) that renders offline."""
+    e = html.escape
+    verdict = "PASSED" if result.ok else "FAILED"
+    schema_line = (
+        f"curated, from <code>{e(result.schema_uri)}</code>"
+        if result.schema_source == "curated"
+        else "inferred from the train statistics"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>Data validation report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Data validation report</h1>",
+        f'<p><span class="verdict {"ok" if result.ok else "fail"}">{verdict}</span> '
+        f"{len(result.anomalies)} anomalies, {len(result.drifted_features)} features with drift or skew above "
+        "the threshold.</p>",
+        f"<p>Label: <code>{e(result.label_column)}</code>. Schema: {schema_line} ({result.schema_features} "
+        "features). Examples: "
+        + ", ".join(f"{e(split)} {count}" for split, count in result.num_examples.items())
+        + ".</p>",
+        "<h2>Anomalies</h2>",
+    ]
+    if result.anomalies:
+        parts.append(_html_table(["split", "feature", "anomaly", "description"], _anomaly_rows(result)))
+    else:
+        parts.append("<p>No anomalies.</p>")
+    parts.append("<h2>Drift and skew</h2>")
+    if result.drift:
+        parts.append(
+            _html_table(
+                ["feature", "comparison", "metric", "value", "threshold", "drifted"],
+                _drift_rows(result),
+                numeric_from=3,
+                flag_col=5,
+            )
+        )
+    else:
+        parts.append("<p>No drift or skew comparison was made.</p>")
+    for split, stats in (("train", train), ("eval", evaluation)):
+        numeric, categorical = _feature_rows(stats)
+        parts.append(f"<h2>Features: {e(split)} ({stats.datasets[0].num_examples} examples)</h2>")
+        if numeric:
+            parts.append("<h3>Numeric</h3>")
+            parts.append(
+                _html_table(
+                    ["feature", "type", "count", "missing %", "mean", "std", "min", "median", "max", "zeros %"],
+                    numeric,
+                    numeric_from=2,
+                )
+            )
+        if categorical:
+            parts.append("<h3>Categorical</h3>")
+            parts.append(
+                _html_table(["feature", "type", "count", "missing %", "unique", "top values (count)"], categorical, 2)
+            )
+    parts.append("<h2>Schema</h2>")
+    parts.append(_html_table(["feature", "type", "required", "domain", "environments"], _schema_rows(schema)))
+    parts.append(
+        '<p class="muted">Booleans are INT features with values 0/1. Drift and skew: approximate Jensen-Shannon '
+        "divergence for numeric features, L-infinity distance for categorical features (TFDV).</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,90 @@
+"""The parameters of ``validate_data`` (all but its artifacts): one description and one check each.
+
+The component builds a :class:`ValidateRequest` first thing and hands it to ``core.validate``; the CLI and the
+local runner build the same request from a pipeline's arguments before anything runs. Standard library and
+light modules only: importing it imports no TFDV, Beam or pandas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kfp_tabular.components.common.errors import ConfigError
+from kfp_tabular.components.common.params import param
+from kfp_tabular.components.data_processing.validate.statistics import BACKENDS, check_backend
+
+
+def _threshold(name: str, value) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number in (0, 1], got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected a number in (0, 1], got {value!r}") from exc
+    if not 0.0 < number <= 1.0:
+        raise ConfigError(
+            f"{name}: expected a number in (0, 1] (Jensen-Shannon divergence and L-infinity distance lie in [0, 1]; "
+            f"1.0 never flags), got {value!r}"
+        )
+    return number
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateRequest:
+    """What to validate against and when to fail; checked on construction (``ConfigError`` names the field)."""
+
+    label_column: str = param(
+        "The label column: must be a column of the train data (and a feature of a curated schema); kept out of "
+        "the schema's SERVING environment."
+    )
+    schema_uri: str = param(
+        "Curated TFDV schema (``.pbtxt``) as a local path or fsspec URL (``gs://``, ``s3://``), passed on "
+        "unchanged; empty: infer one from the train statistics.",
+        "",
+    )
+    baseline_statistics_uri: str = param(
+        "Binary TFDV statistics (local path or fsspec URL) to measure eval drift against, e.g. the previous "
+        "production run's eval statistics, computed with the same schema; empty: compare eval with train.",
+        "",
+    )
+    serving_statistics_uri: str = param(
+        "Binary TFDV serving statistics (local path or fsspec URL), computed with the same schema; when given, "
+        "train-vs-serving skew is measured and the serving statistics are validated in the SERVING environment.",
+        "",
+    )
+    numeric_drift_threshold: float = param(
+        "Jensen-Shannon divergence above which a numeric (INT/FLOAT) feature drifted or skewed, in (0, 1]; for "
+        "features whose schema sets no comparator of its own.",
+        0.1,
+    )
+    categorical_drift_threshold: float = param(
+        "L-infinity distance above which a categorical feature (BYTES, categorical INT) drifted or skewed, in "
+        "(0, 1]; for features whose schema sets no comparator of its own.",
+        0.1,
+    )
+    fail_on_anomalies: bool = param(
+        "Fail (after writing every output) on anomalies, drift or skew; False only logs a warning.", True
+    )
+    statistics_backend: str = param(
+        f"How statistics are computed, one of {', '.join(BACKENDS)}: ``dataframe``: TFDV in memory, one process; "
+        "``beam``: a Beam pipeline (in-process FnApiRunner unless ``beam_pipeline_args`` name a runner).",
+        "dataframe",
+    )
+    beam_pipeline_args: list = param(
+        'Beam options for the ``beam`` backend, e.g. ``["--runner=DataflowRunner", "--project=p", ...]``; '
+        "remote runners need ``--temp_location``. Ignored, with a warning, by ``dataframe``.",
+        [],
+    )
+
+    def __post_init__(self):
+        if not isinstance(self.label_column, str) or not self.label_column:
+            raise ConfigError(f"label_column: expected the name of the label column, got {self.label_column!r}")
+        for name in ("schema_uri", "baseline_statistics_uri", "serving_statistics_uri"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}: expected a path or URL (a string), got {getattr(self, name)!r}")
+        for name in ("numeric_drift_threshold", "categorical_drift_threshold"):
+            object.__setattr__(self, name, _threshold(name, getattr(self, name)))
+        if not isinstance(self.fail_on_anomalies, bool):
+            raise ConfigError(f"fail_on_anomalies: expected true or false, got {self.fail_on_anomalies!r}")
+        args = check_backend(self.statistics_backend, self.beam_pipeline_args, field="statistics_backend")
+        object.__setattr__(self, "beam_pipeline_args", args)
