@@ -3,10 +3,13 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
+from kfp_tabular.components.common import params
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.training.train.request import TrainRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@params.document(TrainRequest)
 def train(
     train_data: Input[Dataset],
     schema: Input[Artifact],
@@ -22,39 +25,32 @@ def train(
 
     The model directory holds ``model.joblib`` (a Pipeline that loads with scikit-learn, pandas and numpy
     alone, e.g. in KServe's sklearn runtime, and accepts ordered rows, records or a DataFrame) and
-    ``metadata.json`` (features, task, classes, versions, hashes).
+    ``metadata.json`` (features, task, classes, versions, hashes: ``training_data_hash`` is the sha256 of the
+    train split file it was fit on, ``source_data_hash``/``source_data_uri`` where ingest read that split from).
 
     Args:
-        train_data: Training data, one Parquet file (from ingest).
+        train_data: Training data, one Parquet file (from ingest; its ``content_hash`` and ``source_uri``
+            metadata, when present, are recorded as the source).
         schema: TFDV schema pbtxt that defines the model's input features (from validate, or curated).
-        label_column: Name of the label column; it is excluded from the features.
         model: Output model directory: ``model.joblib`` + ``metadata.json``.
         metrics: Output metrics of the fitted model on its training data.
-        estimator: ``logistic_regression`` (Ridge for regression), ``hist_gradient_boosting`` or
-            ``random_forest``.
-        hyperparameters: Constructor arguments for the estimator, e.g. ``{"max_iter": 200}``; names are
-            checked against the estimator.
-        task: ``auto`` (classification for bool/string labels or integers with at most 20 values),
-            ``classification`` or ``regression``.
-        seed: Random seed of the estimator.
     """
     import logging
 
-    from kfp_tabular.components.common.artifacts import sha256_file
     from kfp_tabular.components.training.train import core
+    from kfp_tabular.components.training.train.request import TrainRequest
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data_hash = train_data.metadata.get("content_hash") or sha256_file(train_data.path)
+    request = TrainRequest(
+        label_column=label_column, estimator=estimator, hyperparameters=hyperparameters, task=task, seed=seed
+    )
     result = core.train(
+        request,
         train_path=train_data.path,
         schema_path=schema.path,
-        label_column=label_column,
         model_dir=model.path,
-        estimator=estimator,
-        hyperparameters=dict(hyperparameters or {}),
-        task=task,
-        seed=seed,
-        training_data_hash=data_hash,
+        source_data_hash=train_data.metadata.get("content_hash"),
+        source_data_uri=train_data.metadata.get("source_uri"),
     )
     meta = result.metadata
     model.framework = "sklearn"
@@ -67,6 +63,8 @@ def train(
             "feature_order": meta["feature_order"],
             "label_column": meta["label_column"],
             "training_data_hash": meta["training_data_hash"],
+            "source_data_hash": meta["source_data_hash"],
+            "source_data_uri": meta["source_data_uri"],
         }
     )
     if meta["classes"] is not None:

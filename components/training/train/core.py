@@ -34,13 +34,11 @@ from typing import Any
 
 from kfp_tabular.components.common.artifacts import atomic_path, read_parquet, sha256_file
 from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.common.model_dir import METADATA_FILE, MODEL_FILE
+from kfp_tabular.components.training.train.request import ESTIMATORS, TASKS, TrainRequest  # noqa: F401 (named here)
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
-ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
-TASKS = ("auto", "classification", "regression")
 #: task="auto" calls an integer label with at most this many distinct values a classification target.
 MAX_AUTO_CLASSES = 20
 #: What a missing categorical value becomes before one-hot encoding.
@@ -216,15 +214,18 @@ def resolve_task(labels, task: str, label_column: str, source: str) -> str:
     ``auto`` means classification for bool, string or categorical labels and for integer labels with at
     most 20 distinct values, regression otherwise.
 
+    Args:
+        labels: The label column.
+        task: ``auto``, ``classification`` or ``regression`` (checked by :class:`TrainRequest`).
+        label_column: Its name, for error messages.
+        source: The data file, for error messages.
+
     Raises:
-        ConfigError: ``task`` is not auto, classification or regression.
         DataError: The label cannot be used for the task asked for.
     """
     import pandas as pd
     from pandas.api import types
 
-    if task not in TASKS:
-        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
     is_text = (
         types.is_object_dtype(labels) or types.is_string_dtype(labels) or isinstance(labels.dtype, pd.CategoricalDtype)
     )
@@ -272,34 +273,26 @@ def _estimator_table():
     }
 
 
-def make_estimator(estimator: str, task: str, hyperparameters: dict | None = None, seed: int = 42):
+def make_estimator(request: TrainRequest, task: str):
     """Build an unfitted estimator and return it with the hyperparameters it was given.
 
     Hyperparameters coming through KFP arrive as JSON, where every number may be a float: a float with an
     integral value is made an int when the estimator rejects the float (``max_depth=3.0`` -> 3).
 
     Args:
-        estimator: One of :data:`ESTIMATORS`.
+        request: The estimator, its hyperparameters (constructor arguments that override the defaults) and the
+            seed (``random_state`` unless the hyperparameters set one).
         task: ``classification`` or ``regression``.
-        hyperparameters: Constructor arguments that override the defaults.
-        seed: ``random_state`` unless the hyperparameters set one.
 
     Returns:
         ``(estimator, effective_hyperparameters)``: our defaults, the seed and the overrides.
 
     Raises:
-        ConfigError: Unknown estimator, unknown hyperparameter name, or an invalid value.
+        ConfigError: Unknown hyperparameter name, or an invalid value.
     """
     from sklearn.utils._param_validation import InvalidParameterError
 
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"estimator: unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
-    if task not in ("classification", "regression"):
-        raise ConfigError(f"task: expected classification or regression, got {task!r}")
-    if hyperparameters is None:
-        hyperparameters = {}
-    if not isinstance(hyperparameters, dict):
-        raise ConfigError(f"hyperparameters: expected a mapping of name to value, got {type(hyperparameters).__name__}")
+    estimator, hyperparameters = request.estimator, request.hyperparameters
     cls, defaults = _estimator_table()[(estimator, task)]
     valid = cls().get_params(deep=False)
     unknown = sorted(set(hyperparameters) - set(valid))
@@ -308,7 +301,7 @@ def make_estimator(estimator: str, task: str, hyperparameters: dict | None = Non
             f"hyperparameters: unknown hyperparameter(s) {', '.join(map(repr, unknown))} for {estimator} "
             f"({cls.__name__}); valid: {', '.join(sorted(valid))}"
         )
-    params = {**defaults, "random_state": int(seed), **hyperparameters}
+    params = {**defaults, "random_state": request.seed, **hyperparameters}
     model = cls(**params)
     for _ in range(len(params) + 1):
         try:
@@ -448,48 +441,40 @@ def _jsonable(value):
 
 
 def train(
-    train_path: str,
-    schema_path: str,
-    label_column: str,
-    model_dir: str,
-    estimator: str = "hist_gradient_boosting",
-    hyperparameters: dict | None = None,
-    task: str = "auto",
-    seed: int = 42,
-    training_data_hash: str | None = None,
+    request: TrainRequest,
+    train_path: str | os.PathLike,
+    schema_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    source_data_hash: str | None = None,
+    source_data_uri: str | None = None,
 ) -> TrainResult:
     """Fit the model pipeline and write the model directory (``model.joblib`` + ``metadata.json``).
 
-    The directory is written atomically: on any error nothing is left at ``model_dir``.
+    The directory is written atomically: on any error nothing is left at ``model_dir``. ``metadata.json``
+    records ``training_data_hash``, the sha256 of ``train_path`` (the exact file the model was fit on), and,
+    separately, where that split came from: ``source_data_hash`` and ``source_data_uri`` (ingest's
+    ``content_hash`` and ``source_uri``), null when not known.
 
     Args:
+        request: The label column, estimator, hyperparameters (names checked against ``get_params()``), task
+            and seed.
         train_path: Parquet file with the feature columns and the label.
         schema_path: TFDV schema pbtxt that defines the features (the label, by name, is left out).
-        label_column: Name of the label column.
         model_dir: Directory to write.
-        estimator: ``logistic_regression`` (Ridge for regression), ``hist_gradient_boosting`` or
-            ``random_forest``.
-        hyperparameters: Constructor arguments of the estimator (names checked against ``get_params()``).
-        task: ``auto``, ``classification`` or ``regression``.
-        seed: Random seed (the estimator's ``random_state`` unless the hyperparameters set one).
-        training_data_hash: Recorded in the metadata; defaults to the sha256 of the Parquet file.
+        source_data_hash: sha256 of the source bytes the split was made from, when known.
+        source_data_uri: Where that source was read from, when known.
 
     Returns:
         The metadata, the training metrics and the model's sha256.
 
     Raises:
-        ConfigError: Unknown estimator, task or hyperparameter, or an invalid hyperparameter value.
+        ConfigError: Unknown hyperparameter, or an invalid hyperparameter value.
         DataError: Unreadable schema or data, features missing from the data, unusable labels.
     """
     import joblib
     import sklearn
 
-    if not label_column:
-        raise ConfigError("label_column: expected the name of the label column, got an empty string")
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"estimator: unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
-    if task not in TASKS:
-        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    label_column, estimator = request.label_column, request.estimator
     features = schema_features(schema_path, label_column)
     frame = read_parquet(train_path, "training dataset")
     source = str(train_path)
@@ -514,7 +499,7 @@ def train(
         for spec in features
     ]
     x = coerce_features(frame, features, source)
-    resolved_task = resolve_task(frame[label_column], task, label_column, source)
+    resolved_task = resolve_task(frame[label_column], request.task, label_column, source)
     y = _prepare_labels(frame[label_column], resolved_task)
     if resolved_task == "classification" and y.nunique() < 2:
         raise DataError(
@@ -522,7 +507,7 @@ def train(
             "classification needs at least two"
         )
 
-    model, params = make_estimator(estimator, resolved_task, hyperparameters, seed)
+    model, params = make_estimator(request, resolved_task)
     pipeline = build_pipeline(features, model)
     logger.info(
         "training %s (%s, %s) on %d rows x %d features",
@@ -532,7 +517,7 @@ def train(
         len(x),
         len(features),
     )
-    _fit(pipeline, x, y, estimator, dict(hyperparameters or {}))
+    _fit(pipeline, x, y, estimator, request.hyperparameters)
     metrics = training_metrics(pipeline, x, y, resolved_task)
     classes = [_jsonable(c) for c in pipeline.classes_] if resolved_task == "classification" else None
 
@@ -545,9 +530,11 @@ def train(
         "estimator": estimator,
         "estimator_class": f"{type(model).__module__}.{type(model).__name__}",
         "hyperparameters": {key: _jsonable(value) for key, value in params.items()},
-        "seed": int(seed),
+        "seed": request.seed,
         "sklearn_version": sklearn.__version__,
-        "training_data_hash": training_data_hash or sha256_file(train_path),
+        "training_data_hash": sha256_file(train_path),
+        "source_data_hash": source_data_hash or None,
+        "source_data_uri": source_data_uri or None,
         "train_rows": int(len(x)),
         "model_sha256": None,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -558,4 +545,6 @@ def train(
         metadata["model_sha256"] = sha256_file(staged / MODEL_FILE)
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logger.info("wrote %s (sha256 %s); training metrics %s", model_dir, metadata["model_sha256"], metrics)
-    return TrainResult(metadata=metadata, metrics=metrics, model_sha256=metadata["model_sha256"], model_dir=model_dir)
+    return TrainResult(
+        metadata=metadata, metrics=metrics, model_sha256=metadata["model_sha256"], model_dir=os.fspath(model_dir)
+    )

@@ -206,11 +206,12 @@ def churn_model_dir(tmp_path_factory) -> Path:
     """A model directory written by the train core from 2,000 generated churn rows (its default estimator)."""
     from kfp_tabular.components.data_processing.synthetic_data.core import generate
     from kfp_tabular.components.training.train.core import train
+    from kfp_tabular.components.training.train.request import TrainRequest
 
     work = tmp_path_factory.mktemp("model")
     generate(TRAIN_ROWS, seed=11).to_parquet(work / "train.parquet", index=False)
     (work / "schema.pbtxt").write_text(CHURN_SCHEMA, encoding="utf-8")
-    result = train(str(work / "train.parquet"), str(work / "schema.pbtxt"), LABEL, str(work / "churn"))
+    result = train(TrainRequest(LABEL), work / "train.parquet", work / "schema.pbtxt", work / "churn")
     return Path(result.model_dir)
 
 

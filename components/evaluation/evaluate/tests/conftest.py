@@ -65,23 +65,19 @@ def trained(churn, tmp_path_factory):
     import numpy as np
 
     from kfp_tabular.components.training.train.core import train
+    from kfp_tabular.components.training.train.request import TrainRequest
 
     root = tmp_path_factory.mktemp("models")
-    schema, data = str(churn.schema), str(churn.train)
-    train(data, schema, LABEL, str(root / "logistic"), "logistic_regression")
-    train(data, schema, LABEL, str(root / "boosting"), "hist_gradient_boosting", {"max_iter": 40})
-    train(str(churn.noise_train), schema, LABEL, str(root / "noise"), "logistic_regression")
-    train(data, schema, "monthly_charges", str(root / "regression"), "logistic_regression")
-    train(data, schema, "contract_type", str(root / "multiclass"), "logistic_regression")
+    schema, data = churn.schema, churn.train
+    logistic = TrainRequest(LABEL, "logistic_regression")
+    train(logistic, data, schema, root / "logistic")
+    train(TrainRequest(LABEL, "hist_gradient_boosting", {"max_iter": 40}), data, schema, root / "boosting")
+    train(logistic, churn.noise_train, schema, root / "noise")
+    train(TrainRequest("monthly_charges", "logistic_regression"), data, schema, root / "regression")
+    train(TrainRequest("contract_type", "logistic_regression"), data, schema, root / "multiclass")
     # A model that needs a column the eval data does not have.
     extra = churn.train_frame.assign(customer_segment=np.where(np.arange(len(churn.train_frame)) % 2, "a", "b"))
     extra.to_parquet(root / "extra.parquet", index=False)
     write_schema(extra, root / "extra.pbtxt")
-    train(
-        str(root / "extra.parquet"),
-        str(root / "extra.pbtxt"),
-        LABEL,
-        str(root / "extra_feature"),
-        "logistic_regression",
-    )
+    train(logistic, root / "extra.parquet", root / "extra.pbtxt", root / "extra_feature")
     return {p.name: p for p in root.iterdir() if p.is_dir()}

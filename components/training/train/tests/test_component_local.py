@@ -22,7 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a ta
 def train_from_files(train_uri: str, schema_uri: str, estimator: str, hyperparameters: dict) -> NamedTuple(
     "Outputs", [("model", Model), ("metrics", Metrics)]
 ):
-    data = dsl.importer(artifact_uri=train_uri, artifact_class=Dataset, metadata={"content_hash": "sha256-of-source"})
+    source = {"content_hash": "sha256-of-source", "source_uri": "s3://data/churn.csv"}
+    data = dsl.importer(artifact_uri=train_uri, artifact_class=Dataset, metadata=source)
     schema = dsl.importer(artifact_uri=schema_uri, artifact_class=Artifact)
     task = train(
         train_data=data.output,
@@ -55,7 +56,10 @@ def test_train_component_writes_the_model_directory_and_metadata(churn, local_ru
     assert model.metadata["sklearn_version"] == metadata["sklearn_version"]
     assert model.metadata["model_sha256"] == sha256_file(model_dir / "model.joblib") == metadata["model_sha256"]
     assert model.metadata["feature_order"] == metadata["feature_order"]
-    assert model.metadata["training_data_hash"] == "sha256-of-source" == metadata["training_data_hash"]
+    # training_data_hash: the split file the model was fit on; the source ingest read is recorded apart.
+    assert model.metadata["training_data_hash"] == sha256_file(churn.train) == metadata["training_data_hash"]
+    assert model.metadata["source_data_hash"] == "sha256-of-source" == metadata["source_data_hash"]
+    assert model.metadata["source_data_uri"] == "s3://data/churn.csv" == metadata["source_data_uri"]
     assert metrics.metadata["rows"] == 3000
     assert 0.7 < metrics.metadata["roc_auc"] <= 1.0
     pipeline = joblib.load(model_dir / "model.joblib")
@@ -72,7 +76,7 @@ def test_train_component_fails_on_an_unknown_estimator_and_leaves_no_model(churn
     assert not list(Path(local_runner).rglob("model.joblib"))
 
 
-def test_train_python_func_hashes_the_file_without_content_hash(churn, tmp_path):
+def test_train_python_func_without_source_metadata_records_no_source(churn, tmp_path):
     data = Dataset(name="train_data", uri=str(churn.train), metadata={})
     schema = Artifact(name="schema", uri=str(churn.schema))
     model = Model(name="model", uri=str(tmp_path / "model"))
@@ -86,6 +90,7 @@ def test_train_python_func_hashes_the_file_without_content_hash(churn, tmp_path)
         estimator="logistic_regression",
     )
     assert model.metadata["training_data_hash"] == sha256_file(churn.train)
+    assert model.metadata["source_data_hash"] is None and model.metadata["source_data_uri"] is None
     assert model.metadata["classes"] == [0, 1]
     assert (tmp_path / "model" / "model.joblib").is_file()
     assert set(metrics.metadata) == {"rows", "accuracy", "log_loss", "roc_auc"}

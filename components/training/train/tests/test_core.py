@@ -14,6 +14,7 @@ import pytest
 from kfp_tabular.components.common.artifacts import sha256_file
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.training.train import core
+from kfp_tabular.components.training.train.request import ESTIMATORS, TrainRequest
 
 LABEL = "churned"
 FAST = {
@@ -31,9 +32,18 @@ DESIGN_KEYS = {
     "hyperparameters",
     "sklearn_version",
     "training_data_hash",
+    "source_data_hash",
+    "source_data_uri",
     "model_sha256",
     "created_at",
 }
+
+
+def fit(data, schema, label, model_dir, estimator="hist_gradient_boosting", hyperparameters=None, **kwargs):
+    """Train through the request, as the component does (``task``/``seed`` go to the request, the rest to train)."""
+    options = {key: kwargs.pop(key) for key in ("task", "seed") if key in kwargs}
+    request = TrainRequest(label, estimator, {} if hyperparameters is None else hyperparameters, **options)
+    return core.train(request, data, schema, model_dir, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,7 @@ def models(churn, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     out = {}
     for name, params in FAST.items():
-        result = core.train(str(churn.train), str(churn.schema), LABEL, str(root / name), name, params)
+        result = fit(str(churn.train), str(churn.schema), LABEL, str(root / name), name, params)
         out[name] = (result, root / name)
     return out
 
@@ -123,11 +133,34 @@ def test_metadata_follows_the_design_contract(models, churn):
     assert datetime.datetime.fromisoformat(metadata["created_at"]).tzinfo is not None
 
 
-def test_training_data_hash_can_be_given(churn, tmp_path):
-    result = core.train(
-        str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression", training_data_hash="abc"
+def test_training_data_hash_is_the_split_file_and_the_source_is_recorded_apart(churn, tmp_path):
+    """training_data_hash: the bytes the model was fit on; source_data_hash/uri: what ingest split them from."""
+    from kfp_tabular.components.data_processing.ingest.core import ingest
+    from kfp_tabular.components.data_processing.ingest.request import IngestRequest
+
+    source = tmp_path / "churn.csv"
+    churn.train_frame.to_csv(source, index=False)
+    split = ingest(IngestRequest(str(source), LABEL), tmp_path / "train.parquet", tmp_path / "eval.parquet")
+    result = fit(
+        tmp_path / "train.parquet",
+        churn.schema,
+        LABEL,
+        tmp_path / "m",
+        "logistic_regression",
+        source_data_hash=split.content_hash,
+        source_data_uri=split.source_uri,
     )
-    assert result.metadata["training_data_hash"] == "abc"
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["training_data_hash"] == sha256_file(tmp_path / "train.parquet")
+    assert metadata["source_data_hash"] == sha256_file(source) != metadata["training_data_hash"]
+    assert metadata["source_data_uri"] == str(source)
+    assert result.metadata == metadata
+
+
+def test_without_a_known_source_the_source_fields_are_null(models, churn):
+    metadata = models["logistic_regression"][0].metadata
+    assert metadata["training_data_hash"] == sha256_file(churn.train)
+    assert metadata["source_data_hash"] is None and metadata["source_data_uri"] is None
 
 
 def test_same_seed_same_predictions_other_seed_differs(churn, tmp_path):
@@ -135,7 +168,7 @@ def test_same_seed_same_predictions_other_seed_differs(churn, tmp_path):
     params = FAST["random_forest"]
     predictions = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / name), "random_forest", params, seed=seed)
+        fit(str(churn.train), str(churn.schema), LABEL, str(tmp_path / name), "random_forest", params, seed=seed)
         predictions.append(joblib.load(tmp_path / name / "model.joblib").predict_proba(x))
     assert np.array_equal(predictions[0], predictions[1])
     assert not np.array_equal(predictions[0], predictions[2])
@@ -200,7 +233,7 @@ def test_numeric_looking_categories_sent_as_numbers_match_their_strings(churn, t
     frame = churn.train_frame.assign(region=churn.train_frame["region"].map(codes))
     frame.to_parquet(tmp_path / "codes.parquet", index=False)
     schema = schema_writer(frame, tmp_path / "codes.pbtxt")
-    result = core.train(str(tmp_path / "codes.parquet"), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
+    result = fit(str(tmp_path / "codes.parquet"), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
     assert {"name": "region", "dtype": "string", "kind": "categorical"} in result.metadata["features"]
     model = joblib.load(tmp_path / "m" / "model.joblib")
     order = result.metadata["feature_order"]
@@ -216,9 +249,7 @@ def test_numeric_looking_categories_sent_as_numbers_match_their_strings(churn, t
 
 
 def test_regression_uses_ridge_for_logistic_regression(churn, tmp_path):
-    result = core.train(
-        str(churn.train), str(churn.schema), "monthly_charges", str(tmp_path / "m"), "logistic_regression"
-    )
+    result = fit(str(churn.train), str(churn.schema), "monthly_charges", str(tmp_path / "m"), "logistic_regression")
     assert result.metadata["task"] == "regression"
     assert result.metadata["classes"] is None
     assert "monthly_charges" not in result.metadata["feature_order"]
@@ -232,7 +263,7 @@ def test_regression_uses_ridge_for_logistic_regression(churn, tmp_path):
 
 
 def test_auto_task_integer_label_with_many_values_is_regression(churn, tmp_path):
-    result = core.train(
+    result = fit(
         str(churn.train),
         str(churn.schema),
         "tenure_months",
@@ -247,7 +278,7 @@ def test_auto_task_integer_label_with_many_values_is_regression(churn, tmp_path)
 
 
 def test_support_calls_label_few_integers_is_classification_unless_told(churn, tmp_path):
-    auto = core.train(
+    auto = fit(
         str(churn.train),
         str(churn.schema),
         "support_calls",
@@ -257,22 +288,20 @@ def test_support_calls_label_few_integers_is_classification_unless_told(churn, t
     )
     assert auto.metadata["task"] == "classification"
     assert auto.metadata["classes"] == sorted(churn.train_frame["support_calls"].unique().tolist())
-    told = core.train(
+    told = fit(
         str(churn.train),
         str(churn.schema),
         "support_calls",
         str(tmp_path / "b"),
         "random_forest",
         FAST["random_forest"],
-        "regression",
+        task="regression",
     )
     assert told.metadata["task"] == "regression"
 
 
 def test_multiclass_string_label(churn, tmp_path):
-    result = core.train(
-        str(churn.train), str(churn.schema), "contract_type", str(tmp_path / "m"), "logistic_regression"
-    )
+    result = fit(str(churn.train), str(churn.schema), "contract_type", str(tmp_path / "m"), "logistic_regression")
     assert result.metadata["task"] == "classification"
     assert result.metadata["classes"] == ["month-to-month", "one-year", "two-year"]
     model = joblib.load(tmp_path / "m" / "model.joblib")
@@ -282,9 +311,7 @@ def test_multiclass_string_label(churn, tmp_path):
 def test_bool_label_is_classification(churn, tmp_path):
     frame = churn.train_frame.assign(churned=churn.train_frame[LABEL].astype(bool))
     frame.to_parquet(tmp_path / "bool.parquet", index=False)
-    result = core.train(
-        str(tmp_path / "bool.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression"
-    )
+    result = fit(str(tmp_path / "bool.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression")
     assert result.metadata["classes"] == [False, True]
 
 
@@ -295,7 +322,7 @@ def test_the_curated_churn_schema_defines_the_inputs(churn, tmp_path):
     from kfp_tabular.components.data_processing import synthetic_data
 
     curated = Path(synthetic_data.__file__).parent / "churn_schema.pbtxt"
-    result = core.train(str(churn.train), str(curated), LABEL, str(tmp_path / "m"), "logistic_regression")
+    result = fit(str(churn.train), str(curated), LABEL, str(tmp_path / "m"), "logistic_regression")
     assert result.metadata["feature_order"] == [c for c in churn.train_frame.columns if c != LABEL]
     kinds = {f["name"]: (f["dtype"], f["kind"]) for f in result.metadata["features"]}
     assert kinds["has_partner"] == ("bool", "numeric") and kinds["region"] == ("string", "categorical")
@@ -305,7 +332,7 @@ def test_extra_data_columns_are_ignored_and_logged(churn, tmp_path, caplog):
     frame = churn.train_frame.assign(customer_id=np.arange(len(churn.train_frame)))
     frame.to_parquet(tmp_path / "extra.parquet", index=False)
     with caplog.at_level(logging.INFO, logger=core.__name__):
-        result = core.train(
+        result = fit(
             str(tmp_path / "extra.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression"
         )
     assert "customer_id" not in result.metadata["feature_order"]
@@ -319,7 +346,7 @@ def test_deprecated_schema_features_are_not_inputs(churn, tmp_path):
         feature(schema, "region").lifecycle_stage = schema_pb2.LifecycleStage.DEPRECATED
 
     schema = edit_schema(churn.schema, tmp_path / "s.pbtxt", deprecate)
-    result = core.train(str(churn.train), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
+    result = fit(str(churn.train), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
     assert "region" not in result.metadata["feature_order"]
     assert len(result.metadata["feature_order"]) == 10
 
@@ -331,7 +358,7 @@ def test_int_schema_feature_with_bool_data_is_bool(churn, tmp_path):
     schema = edit_schema(churn.schema, tmp_path / "s.pbtxt", plain_int)
     specs = core.schema_features(schema, LABEL)
     assert next(s for s in specs if s.name == "has_partner").dtype == "int"
-    result = core.train(str(churn.train), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
+    result = fit(str(churn.train), str(schema), LABEL, str(tmp_path / "m"), "logistic_regression")
     by_name = {f["name"]: f for f in result.metadata["features"]}
     assert by_name["has_partner"] == {"name": "has_partner", "dtype": "bool", "kind": "numeric"}
 
@@ -340,8 +367,9 @@ def test_reading_the_schema_and_training_never_import_tensorflow(churn, tmp_path
     script = (
         "import sys\n"
         "from kfp_tabular.components.training.train import core\n"
-        f"core.train({str(churn.train)!r}, {str(churn.schema)!r}, 'churned', {str(tmp_path / 'm')!r}, "
-        "'logistic_regression')\n"
+        "from kfp_tabular.components.training.train.request import TrainRequest\n"
+        f"core.train(TrainRequest('churned', 'logistic_regression'), {str(churn.train)!r}, {str(churn.schema)!r}, "
+        f"{str(tmp_path / 'm')!r})\n"
         "loaded = sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith(('tensorflow.', "
         "'tensorflow_data_validation', 'tfx_bsl')))\n"
         "print(loaded)\n"
@@ -355,41 +383,57 @@ def test_reading_the_schema_and_training_never_import_tensorflow(churn, tmp_path
 # --- errors ---------------------------------------------------------------------------------------------------
 
 
-def test_unknown_estimator_lists_the_valid_ones(churn, tmp_path):
-    with pytest.raises(ConfigError, match="xgboost") as info:
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "xgboost")
-    for name in core.ESTIMATORS:
-        assert name in str(info.value)
-    assert not (tmp_path / "m").exists()
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"estimator": "xgboost"}, "estimator: unknown estimator 'xgboost'; valid: " + ", ".join(ESTIMATORS)),
+        ({"task": "clustering"}, "task: expected one of auto, classification, regression, got 'clustering'"),
+        ({"label_column": ""}, "label_column: expected the name of the label column"),
+        ({"hyperparameters": ["n_estimators"]}, "hyperparameters: expected a mapping of name to value, got list"),
+        ({"hyperparameters": {1: 2}}, "hyperparameters: expected names as strings"),
+        ({"seed": -1}, "seed: expected an integer between 0 and 2\\*\\*32 - 1, got -1"),
+        ({"seed": True}, "seed: expected an integer"),
+    ],
+)
+def test_bad_parameters_are_refused_by_the_request_naming_the_field(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainRequest(**{"label_column": LABEL, **fields})
+
+
+def test_request_defaults_and_copies():
+    given = {"max_iter": 5}
+    request = TrainRequest(LABEL, hyperparameters=given)
+    given["max_iter"] = 6
+    assert request.hyperparameters == {"max_iter": 5}
+    assert TrainRequest(LABEL).hyperparameters == {} and TrainRequest(LABEL, hyperparameters=None).hyperparameters == {}
+    assert (TrainRequest(LABEL).estimator, TrainRequest(LABEL).task, TrainRequest(LABEL).seed) == (
+        "hist_gradient_boosting",
+        "auto",
+        42,
+    )
 
 
 def test_unknown_hyperparameter_lists_the_valid_ones(churn, tmp_path):
     with pytest.raises(ConfigError, match="n_trees") as info:
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "random_forest", {"n_trees": 5})
+        fit(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "random_forest", {"n_trees": 5})
     assert "n_estimators" in str(info.value) and "RandomForestClassifier" in str(info.value)
 
 
 def test_invalid_hyperparameter_value_is_a_config_error(churn, tmp_path):
     with pytest.raises(ConfigError, match="max_iter"):
-        core.train(
-            str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "hist_gradient_boosting", {"max_iter": -3}
-        )
-    with pytest.raises(ConfigError, match="hyperparameters"):
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "random_forest", ["n_estimators"])
+        fit(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "hist_gradient_boosting", {"max_iter": -3})
     assert not (tmp_path / "m").exists()
 
 
 def test_hyperparameters_rejected_in_combination_are_a_config_error(churn, tmp_path):
     with pytest.raises(ConfigError, match="penalty") as info:
-        core.train(
-            str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression", {"penalty": "l1"}
-        )
+        fit(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression", {"penalty": "l1"})
     assert "lbfgs" in str(info.value)
     assert not (tmp_path / "m").exists()
 
 
 def test_json_floats_become_ints_only_where_the_estimator_needs_them(churn, tmp_path):
-    result = core.train(
+    result = fit(
         str(churn.train),
         str(churn.schema),
         LABEL,
@@ -405,18 +449,11 @@ def test_json_floats_become_ints_only_where_the_estimator_needs_them(churn, tmp_
     assert len(forest.estimators_) == 10
 
 
-def test_unknown_task_and_empty_label_are_config_errors(churn, tmp_path):
-    with pytest.raises(ConfigError, match="task"):
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), task="clustering")
-    with pytest.raises(ConfigError, match="label_column"):
-        core.train(str(churn.train), str(churn.schema), "", str(tmp_path / "m"))
-
-
 def test_schema_features_missing_from_the_data_name_the_columns_and_file(churn, tmp_path):
     data = tmp_path / "partial.parquet"
     churn.train_frame.drop(columns=["region", "age"]).to_parquet(data, index=False)
     with pytest.raises(DataError) as info:
-        core.train(str(data), str(churn.schema), LABEL, str(tmp_path / "m"))
+        fit(str(data), str(churn.schema), LABEL, str(tmp_path / "m"))
     message = str(info.value)
     assert "'region'" in message and "'age'" in message and str(data) in message
     assert not (tmp_path / "m").exists()
@@ -427,23 +464,23 @@ def test_missing_label_column_is_a_data_error(churn, tmp_path, schema_writer):
     churn.train_frame.drop(columns=[LABEL]).to_parquet(data, index=False)
     schema = schema_writer(churn.train_frame.drop(columns=[LABEL]), tmp_path / "s.pbtxt")
     with pytest.raises(DataError, match=f"label column '{LABEL}' not found") as info:
-        core.train(str(data), str(schema), LABEL, str(tmp_path / "m"))
+        fit(str(data), str(schema), LABEL, str(tmp_path / "m"))
     assert str(data) in str(info.value)
 
 
 def test_unreadable_schema_and_data_are_data_errors(churn, tmp_path):
     with pytest.raises(DataError, match="schema file not found"):
-        core.train(str(churn.train), str(tmp_path / "none.pbtxt"), LABEL, str(tmp_path / "m"))
+        fit(str(churn.train), str(tmp_path / "none.pbtxt"), LABEL, str(tmp_path / "m"))
     bad = tmp_path / "bad.pbtxt"
     bad.write_text("feature { name: 'x' type: NOT_A_TYPE }")
     with pytest.raises(DataError, match="pbtxt"):
-        core.train(str(churn.train), str(bad), LABEL, str(tmp_path / "m"))
+        fit(str(churn.train), str(bad), LABEL, str(tmp_path / "m"))
     with pytest.raises(DataError, match="Parquet file not found"):
-        core.train(str(tmp_path / "none.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"))
+        fit(str(tmp_path / "none.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"))
     not_parquet = tmp_path / "data.parquet"
     not_parquet.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="Parquet format"):
-        core.train(str(not_parquet), str(churn.schema), LABEL, str(tmp_path / "m"))
+        fit(str(not_parquet), str(churn.schema), LABEL, str(tmp_path / "m"))
 
 
 def test_struct_and_empty_schemas_are_data_errors(churn, tmp_path):
@@ -454,7 +491,7 @@ def test_struct_and_empty_schemas_are_data_errors(churn, tmp_path):
 
     schema = edit_schema(churn.schema, tmp_path / "s.pbtxt", struct)
     with pytest.raises(DataError, match="'region' has type STRUCT"):
-        core.train(str(churn.train), str(schema), LABEL, str(tmp_path / "m"))
+        fit(str(churn.train), str(schema), LABEL, str(tmp_path / "m"))
 
     def only_label(schema):
         keep = [f for f in schema.feature if f.name == LABEL]
@@ -463,7 +500,7 @@ def test_struct_and_empty_schemas_are_data_errors(churn, tmp_path):
 
     schema = edit_schema(churn.schema, tmp_path / "l.pbtxt", only_label)
     with pytest.raises(DataError, match="no feature besides the label"):
-        core.train(str(churn.train), str(schema), LABEL, str(tmp_path / "m"))
+        fit(str(churn.train), str(schema), LABEL, str(tmp_path / "m"))
 
 
 @pytest.mark.parametrize(
@@ -487,7 +524,7 @@ def test_bad_data_is_a_data_error_naming_the_file(churn, tmp_path, change, label
     data = tmp_path / "bad.parquet"
     change(churn.train_frame.copy()).to_parquet(data, index=False)
     with pytest.raises(DataError, match=match) as info:
-        core.train(str(data), str(churn.schema), label, str(tmp_path / "m"), "logistic_regression", task=task)
+        fit(str(data), str(churn.schema), label, str(tmp_path / "m"), "logistic_regression", task=task)
     assert str(data) in str(info.value)
     assert not (tmp_path / "m").exists()
 
@@ -499,5 +536,5 @@ def test_a_failed_write_leaves_no_model_directory(churn, tmp_path, monkeypatch):
 
     monkeypatch.setattr(joblib, "dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
-        core.train(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression")
+        fit(str(churn.train), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression")
     assert os.listdir(tmp_path) == []

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from kfp_tabular.components.training.train import core
+from kfp_tabular.components.training.train.request import TrainRequest
 from tests.support.pickle_audit import pickled_globals, pickled_modules
 
 LABEL = "churned"
@@ -65,7 +66,7 @@ print(json.dumps(out))
 def models(churn, tmp_path_factory):
     root = tmp_path_factory.mktemp("portable")
     return {
-        name: core.train(str(churn.train), str(churn.schema), LABEL, str(root / name), name, params)
+        name: core.train(TrainRequest(LABEL, name, params), churn.train, churn.schema, root / name)
         for name, params in FAST.items()
     }
 

@@ -1,0 +1,54 @@
+"""The train parameters: one description and one check each (used by the component, the core, CLI and runner).
+
+Standard library only: the component module imports it at decoration time. Hyperparameter *names* are
+checked against the estimator when it is built (that needs scikit-learn), in the core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kfp_tabular.components.common.errors import ConfigError
+from kfp_tabular.components.common.params import param
+
+ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRequest:
+    """Which estimator to fit, on which label, how."""
+
+    label_column: str = param("Name of the label column; it is excluded from the features.")
+    estimator: str = param(
+        "``logistic_regression`` (Ridge for regression), ``hist_gradient_boosting`` or ``random_forest``.",
+        "hist_gradient_boosting",
+    )
+    hyperparameters: dict = param(
+        'Constructor arguments for the estimator, e.g. ``{"max_iter": 200}``; names are checked against the estimator.',
+        {},
+    )
+    task: str = param(
+        "``auto`` (classification for bool/string labels or integers with at most 20 values), ``classification`` "
+        "or ``regression``.",
+        "auto",
+    )
+    seed: int = param("Random seed of the estimator (its ``random_state`` unless the hyperparameters set one).", 42)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label_column, str) or not self.label_column:
+            raise ConfigError(f"label_column: expected the name of the label column, got {self.label_column!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"estimator: unknown estimator {self.estimator!r}; valid: {', '.join(ESTIMATORS)}")
+        if self.task not in TASKS:
+            raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        hyperparameters = {} if self.hyperparameters is None else self.hyperparameters
+        if not isinstance(hyperparameters, dict):
+            raise ConfigError(
+                f"hyperparameters: expected a mapping of name to value, got {type(hyperparameters).__name__}"
+            )
+        if not all(isinstance(name, str) for name in hyperparameters):
+            raise ConfigError(f"hyperparameters: expected names as strings, got {sorted(map(repr, hyperparameters))}")
+        object.__setattr__(self, "hyperparameters", dict(hyperparameters))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: expected an integer between 0 and 2**32 - 1, got {self.seed!r}")
