@@ -5,10 +5,13 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
+from kfp_tabular.components.common import params
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@params.document(EvaluateRequest)
 def evaluate(
     model: Input[Model],
     eval_data: Input[Dataset],
@@ -29,20 +32,12 @@ def evaluate(
     Args:
         model: Candidate model directory from the train component.
         eval_data: Eval data, one Parquet file with the features and the label.
-        label_column: Name of the label column.
         metrics: Output scalar metrics of the candidate on the eval data.
         classification_metrics: Output confusion matrix and, for binary classification, the ROC curve.
         blessing: Output blessing JSON: blessed, reasons, metrics, baseline_metrics, thresholds, tolerance,
             model_sha256.
         report: Output Markdown report: metrics table (candidate, baseline, threshold, pass/fail), verdict,
             confusion matrix.
-        thresholds: Metric name -> bound. Higher-is-better metrics (roc_auc, accuracy, precision, recall, f1,
-            r2) must be >= the bound, lower-is-better ones (log_loss, rmse, mae) <= it. Metrics of the other
-            task are skipped (the default, AUC >= 0.7 and R2 >= 0, fits either task); at least one must apply.
-        baseline_model_uri: Model directory of the current model (local path or fsspec URL such as
-            ``s3://bucket/models/churn/v3``); the candidate must not be worse by more than ``tolerance`` on
-            each threshold metric (or on roc_auc / rmse when there are no thresholds). Empty: no baseline.
-        tolerance: Allowed absolute regression against the baseline.
 
     Returns:
         blessed: Whether the model passed the gate.
@@ -53,17 +48,18 @@ def evaluate(
     from collections import namedtuple
 
     from kfp_tabular.components.evaluation.evaluate import core
+    from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    request = EvaluateRequest(
+        label_column=label_column, thresholds=thresholds, baseline_model_uri=baseline_model_uri, tolerance=tolerance
+    )
     result = core.evaluate(
+        request,
         model_dir=model.path,
         eval_path=eval_data.path,
-        label_column=label_column,
         blessing_path=blessing.path,
         report_path=report.path,
-        thresholds=dict(thresholds) if thresholds is not None else None,
-        baseline_model_dir=baseline_model_uri,
-        tolerance=tolerance,
     )
     for name, value in result.metrics.items():
         if value is not None:

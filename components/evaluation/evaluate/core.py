@@ -15,7 +15,6 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -23,19 +22,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kfp_tabular.components.common.artifacts import read_parquet, sha256_file, write_json, write_text
-from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.common import blessing as blessings
+from kfp_tabular.components.common import model_dir as contract
+from kfp_tabular.components.common.artifacts import read_parquet, write_text
+from kfp_tabular.components.common.errors import DataError
+from kfp_tabular.components.evaluation.evaluate.request import (  # noqa: F401 (check_thresholds: named here too)
+    HIGHER_IS_BETTER,
+    EvaluateRequest,
+    check_thresholds,
+    metric_names,
+)
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-HIGHER_IS_BETTER = frozenset({"roc_auc", "accuracy", "precision", "recall", "f1", "r2"})
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
-DEFAULT_THRESHOLDS = {"classification": {"roc_auc": 0.7}, "regression": {}}
+#: The fields an evaluation needs in ``metadata.json``.
+REQUIRED_METADATA = ("feature_order", "label_column", "task")
 #: The ROC curve kept in the result is downsampled to at most this many points.
 MAX_ROC_POINTS = 200
 
@@ -83,74 +85,56 @@ class BaselineError(Exception):
     """The baseline model could not be loaded or could not score the eval data (fails the gate)."""
 
 
-def metric_names(task: str) -> tuple[str, ...]:
-    """Names of the metrics computed (and allowed as thresholds) for a task."""
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-
-
 def load_model_dir(model_dir: str | os.PathLike, what: str = "model directory"):
-    """Load a model directory written by the train component.
+    """Load a model directory written by the train component (the contract of ``common.model_dir``).
 
     Args:
         model_dir: Directory with ``model.joblib`` and ``metadata.json``.
         what: What the directory is, for error messages.
 
     Returns:
-        ``(pipeline, metadata)``.
+        ``(pipeline, metadata, model_sha256)``; the model file is hashed once, and checked against the sha256
+        recorded in ``metadata.json``.
 
     Raises:
-        DataError: A file is missing or unreadable, or ``model.joblib`` does not match the sha256 recorded in
-            ``metadata.json``.
+        DataError: A file is missing or unreadable, a required metadata field is missing or malformed, or the
+            model file does not match the sha256 recorded in ``metadata.json``.
     """
     import joblib
 
-    directory = Path(model_dir)
-    model_path = directory / MODEL_FILE
-    metadata_path = directory / METADATA_FILE
-    if not directory.is_dir():
-        raise DataError(f"{model_dir}: {what} not found (expected a directory with {MODEL_FILE} and {METADATA_FILE})")
-    for path in (model_path, metadata_path):
-        if not path.is_file():
-            raise DataError(f"{model_dir}: {what} has no {path.name}")
-    try:
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{metadata_path}: expected the model metadata as JSON ({exc})") from exc
-    if not isinstance(metadata, dict):
-        raise DataError(f"{metadata_path}: expected a JSON object, got {type(metadata).__name__}")
-    for key in ("feature_order", "label_column", "task"):
-        if key not in metadata:
-            raise DataError(f"{metadata_path}: missing the field {key!r}")
-    if metadata["task"] not in PRIMARY_METRIC:
-        raise DataError(f"{metadata_path}: task must be classification or regression, got {metadata['task']!r}")
-    expected = metadata.get("model_sha256")
-    if expected:
-        actual = sha256_file(model_path)
-        if actual != expected:
-            raise DataError(
-                f"{model_path}: sha256 {actual} does not match {expected} recorded in {METADATA_FILE} "
-                "(the model file was changed or replaced)"
-            )
+    if not Path(model_dir).is_dir():
+        raise DataError(
+            f"{model_dir}: {what} not found (expected a directory with {contract.MODEL_FILE} and "
+            f"{contract.METADATA_FILE})"
+        )
+    metadata = contract.read_metadata(model_dir, required=REQUIRED_METADATA)
+    if metadata["task"] not in contract.TASKS:
+        raise DataError(
+            f"{Path(model_dir) / contract.METADATA_FILE}: field 'task': expected one of "
+            f"{', '.join(contract.TASKS)}, got {metadata['task']!r}"
+        )
+    model_sha256 = contract.verify_model_file(model_dir, metadata)
+    model_path = contract.find_model_file(model_dir)
     try:
         pipeline = joblib.load(model_path)
     except Exception as exc:  # unpickling raises anything the pickled objects raise
         raise DataError(f"{model_path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    return pipeline, metadata
+    return pipeline, metadata, model_sha256
 
 
 def fetch_model_dir(uri: str, destination: str | os.PathLike) -> str:
     """Return a local directory holding the model at ``uri`` (a local path or an fsspec URL).
 
-    Remote models (``s3://``, ``gs://``, ``memory://``, ...) have their ``model.joblib`` and
-    ``metadata.json`` copied into ``destination``; local paths (and ``file://``) are used in place.
+    Remote models (``s3://``, KFP's ``minio://``, ``gs://``, ``memory://``, ...) have their ``model.joblib``
+    and ``metadata.json`` copied into ``destination`` (the model file first, metadata last); local paths (and
+    ``file://``) are used in place.
 
     Raises:
         DataError: The remote directory lacks one of the files or cannot be read.
     """
     if "://" not in uri:
         return uri
-    if uri.startswith("minio://"):  # KFP's default artifact store names MinIO objects this way; it speaks S3
-        uri = "s3://" + uri[len("minio://") :]
+    uri = contract.normalize_uri(uri)
     if uri.startswith("file://"):
         return uri[len("file://") :]
     import fsspec
@@ -162,7 +146,7 @@ def fetch_model_dir(uri: str, destination: str | os.PathLike) -> str:
     root = root.rstrip("/")
     local = Path(destination)
     local.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, METADATA_FILE):
+    for name in contract.upload_order(contract.REQUIRED_FILES):
         try:
             fs.get_file(f"{root}/{name}", str(local / name))
         except FileNotFoundError as exc:
@@ -302,61 +286,6 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
     return out
 
 
-#: Bounds a metric can take: a threshold outside them can never be met (or always is) and is refused.
-METRIC_RANGES = {
-    "roc_auc": (0.0, 1.0),
-    "accuracy": (0.0, 1.0),
-    "precision": (0.0, 1.0),
-    "recall": (0.0, 1.0),
-    "f1": (0.0, 1.0),
-    "log_loss": (0.0, math.inf),
-    "rmse": (0.0, math.inf),
-    "mae": (0.0, math.inf),
-    "r2": (-math.inf, 1.0),
-}
-
-
-def check_thresholds(thresholds: dict | None, task: str) -> dict:
-    """Validate thresholds for a task and return those that apply as ``{name: float}``.
-
-    ``None`` means the default: ``{"roc_auc": 0.7}`` for classification, ``{}`` for regression. A mapping may
-    name metrics of both tasks (the pipeline's default ``{"roc_auc": 0.7, "r2": 0.0}`` does, so it fits
-    either task); those of the other task are skipped with a log line, but at least one must apply.
-
-    Raises:
-        ConfigError: Not a mapping, a metric of neither task, only metrics of the other task, or a bound that
-            is not a finite number inside the metric's range.
-    """
-    if thresholds is None:
-        return dict(DEFAULT_THRESHOLDS[task])
-    if not isinstance(thresholds, dict):
-        raise ConfigError(f"thresholds: expected a mapping of metric name to bound, got {type(thresholds).__name__}")
-    valid = metric_names(task)
-    other = "regression" if task == "classification" else "classification"
-    checked, skipped = {}, []
-    for name, bound in thresholds.items():
-        if name not in valid and name not in metric_names(other):
-            raise ConfigError(f"thresholds: unknown metric {name!r} for a {task} model; valid: {', '.join(valid)}")
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
-            raise ConfigError(f"thresholds: bound for {name!r} must be a finite number, got {bound!r}")
-        low, high = METRIC_RANGES[name]
-        if not low <= bound <= high:
-            raise ConfigError(f"thresholds: bound for {name!r} must lie in [{low}, {high}], got {bound!r}")
-        if name in valid:
-            checked[name] = float(bound)
-        else:
-            skipped.append(name)
-    if skipped and not checked:
-        names = ", ".join(skipped)
-        raise ConfigError(
-            f"thresholds: unknown metric {skipped[0]!r} for a {task} model ({names} applies to {other} only); "
-            f"valid: {', '.join(valid)}"
-        )
-    if skipped:
-        logger.info("thresholds: %s apply to %s models only; not checked for this %s model", skipped, other, task)
-    return checked
-
-
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -475,7 +404,7 @@ def _score_baseline(baseline_model_dir: str, frame, label_column: str, eval_path
     with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
         try:
             local = fetch_model_dir(baseline_model_dir, tmp)
-            pipeline, metadata = load_model_dir(local, "baseline model directory")
+            pipeline, metadata, _ = load_model_dir(local, "baseline model directory")
         except DataError as exc:
             raise BaselineError(f"baseline model {baseline_model_dir} could not be loaded: {exc}") from exc
         if metadata["task"] != task:
@@ -489,45 +418,35 @@ def _score_baseline(baseline_model_dir: str, frame, label_column: str, eval_path
 
 
 def evaluate(
-    model_dir: str,
-    eval_path: str,
-    label_column: str,
-    blessing_path: str,
-    report_path: str,
-    thresholds: dict | None = None,
-    baseline_model_dir: str = "",
-    tolerance: float = 0.01,
+    request: EvaluateRequest,
+    model_dir: str | os.PathLike,
+    eval_path: str | os.PathLike,
+    blessing_path: str | os.PathLike,
+    report_path: str | os.PathLike,
 ) -> EvaluationResult:
     """Evaluate a candidate model, compare it with thresholds and a baseline, write the blessing and report.
 
     Args:
+        request: The label column, the thresholds (None for the task's default: ``{"roc_auc": 0.7}`` for
+            classification, ``{}`` for regression), the baseline model (a local path or fsspec URL; empty for
+            none) and the tolerance against it.
         model_dir: Candidate model directory (``model.joblib`` + ``metadata.json``).
         eval_path: Eval data, one Parquet file with the features and the label.
-        label_column: Name of the label column.
-        blessing_path: Where to write the blessing JSON.
+        blessing_path: Where to write the blessing JSON (``common.blessing``).
         report_path: Where to write the Markdown report.
-        thresholds: Metric name -> bound; None for the task's default (``{"roc_auc": 0.7}`` for
-            classification, ``{}`` for regression).
-        baseline_model_dir: Baseline model directory, a local path or fsspec URL; empty for none.
-        tolerance: How much worse (absolute) than the baseline the candidate may be on each compared metric.
 
     Returns:
         The result; ``blessed`` is False when a check failed (never an exception).
 
     Raises:
-        ConfigError: Invalid thresholds or tolerance.
+        ConfigError: Thresholds that do not apply to the model's task.
         DataError: Unreadable eval data or candidate model, or eval data the candidate cannot score.
     """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance):
-        raise ConfigError(f"tolerance: expected a finite number >= 0, got {tolerance!r}")
-    if tolerance < 0:
-        raise ConfigError(f"tolerance: expected a finite number >= 0, got {tolerance!r}")
-    if not label_column:
-        raise ConfigError("label_column: expected the name of the label column, got an empty string")
-    pipeline, metadata = load_model_dir(model_dir, "candidate model directory")
+    label_column, baseline_model_uri = request.label_column, request.baseline_model_uri
+    pipeline, metadata, model_sha256 = load_model_dir(model_dir, "candidate model directory")
     task = metadata["task"]
-    checked = check_thresholds(thresholds, task)
-    if metadata.get("label_column") and metadata["label_column"] != label_column:
+    checked = check_thresholds(request.thresholds, task)
+    if metadata["label_column"] != label_column:
         logger.warning(
             "label_column %r differs from the label %r the model was trained on", label_column, metadata["label_column"]
         )
@@ -538,13 +457,13 @@ def evaluate(
 
     baseline_metrics = None
     baseline_problem = None
-    if baseline_model_dir:
+    if baseline_model_uri:
         try:
-            baseline_metrics = _score_baseline(baseline_model_dir, frame, label_column, str(eval_path), task)
+            baseline_metrics = _score_baseline(baseline_model_uri, frame, label_column, str(eval_path), task)
         except BaselineError as exc:
             baseline_problem = str(exc)
     blessed, reasons, verdicts = decide(
-        scored["metrics"], checked, baseline_metrics, float(tolerance), task, baseline_problem
+        scored["metrics"], checked, baseline_metrics, request.tolerance, task, baseline_problem
     )
     result = EvaluationResult(
         blessed=blessed,
@@ -552,27 +471,27 @@ def evaluate(
         metrics=scored["metrics"],
         baseline_metrics=baseline_metrics,
         thresholds=checked,
-        tolerance=float(tolerance),
+        tolerance=request.tolerance,
         task=task,
-        model_sha256=metadata.get("model_sha256") or sha256_file(Path(model_dir) / MODEL_FILE),
+        model_sha256=model_sha256,
         eval_rows=int(len(frame)),
         classes=scored["classes"],
         confusion_matrix=scored["confusion_matrix"],
         roc_curve=scored["roc_curve"],
     )
-    blessing = {
-        "blessed": result.blessed,
-        "reasons": result.reasons,
-        "metrics": result.metrics,
-        "baseline_metrics": result.baseline_metrics,
-        "thresholds": result.thresholds,
-        "tolerance": result.tolerance,
-        "model_sha256": result.model_sha256,
-        "model_dir": str(model_dir),
-        "baseline_model_dir": baseline_model_dir,
-    }
-    report = render_report(result, str(model_dir), str(eval_path), baseline_model_dir, verdicts)
-    write_json(blessing_path, blessing)
+    verdict = blessings.Blessing(
+        blessed=result.blessed,
+        reasons=result.reasons,
+        model_sha256=result.model_sha256,
+        metrics=result.metrics,
+        baseline_metrics=result.baseline_metrics,
+        thresholds=result.thresholds,
+        tolerance=result.tolerance,
+        model_dir=str(model_dir),
+        baseline_model_dir=baseline_model_uri,
+    )
+    report = render_report(result, str(model_dir), str(eval_path), baseline_model_uri, verdicts)
+    blessings.write(blessing_path, verdict)
     write_text(report_path, report)
     logger.info("%s: %s", "blessed" if blessed else "not blessed", result.reason)
     return result

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from kfp_tabular.components.common import blessing as blessings
+from kfp_tabular.components.common.artifacts import sha256_file
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.evaluation.evaluate import core
+from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
 
 LABEL = "churned"
 BLESSING_KEYS = {
@@ -25,10 +28,10 @@ BLESSING_KEYS = {
 }
 
 
-def run(model_dir, eval_path, tmp_path, label=LABEL, **kwargs):
-    result = core.evaluate(
-        str(model_dir), str(eval_path), label, str(tmp_path / "blessing.json"), str(tmp_path / "report.md"), **kwargs
-    )
+def run(model_dir, eval_path, tmp_path, label=LABEL, **fields):
+    """Evaluate through the request, as the component does; ``fields`` are EvaluateRequest fields."""
+    request = EvaluateRequest(label_column=label, **fields)
+    result = core.evaluate(request, model_dir, eval_path, tmp_path / "blessing.json", tmp_path / "report.md")
     blessing = json.loads((tmp_path / "blessing.json").read_text(), parse_constant=_no_constants)
     return result, blessing, (tmp_path / "report.md").read_text()
 
@@ -82,8 +85,9 @@ def test_positive_class_is_the_larger_label(trained, churn, tmp_path):
     eval_frame = churn.eval_frame.assign(churned=np.where(churn.eval_frame[LABEL] == 1, "yes", "no"))
     eval_frame.to_parquet(tmp_path / "e.parquet", index=False)
     from kfp_tabular.components.training.train.core import train
+    from kfp_tabular.components.training.train.request import TrainRequest
 
-    train(str(tmp_path / "t.parquet"), str(churn.schema), LABEL, str(tmp_path / "m"), "logistic_regression")
+    train(TrainRequest(LABEL, "logistic_regression"), tmp_path / "t.parquet", churn.schema, tmp_path / "m")
     result, _, _ = run(tmp_path / "m", tmp_path / "e.parquet", tmp_path)
     model, proba = reference_scores(tmp_path / "m", eval_frame)
     y = eval_frame[LABEL]
@@ -107,8 +111,8 @@ def test_multiclass_metrics_are_macro_averaged(trained, churn, tmp_path):
     assert "| two-year |" in report
 
 
-def test_regression_metrics_and_default_thresholds(trained, churn, tmp_path):
-    result, blessing, _ = run(trained["regression"], churn.eval, tmp_path, label="monthly_charges")
+def test_regression_metrics_and_no_thresholds_by_default_for_none(trained, churn, tmp_path):
+    result, blessing, _ = run(trained["regression"], churn.eval, tmp_path, label="monthly_charges", thresholds=None)
     model = joblib.load(trained["regression"] / "model.joblib")
     y = churn.eval_frame["monthly_charges"]
     predicted = model.predict(churn.eval_frame)
@@ -197,6 +201,44 @@ def test_bad_thresholds_are_config_errors(trained, churn, tmp_path, thresholds, 
     assert not (tmp_path / "blessing.json").exists()
 
 
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"label_column": ""}, "label_column: expected the name of the label column"),
+        ({"tolerance": -0.1}, "tolerance: expected a finite number >= 0, got -0.1"),
+        ({"tolerance": float("inf")}, "tolerance: expected a finite number >= 0"),
+        ({"tolerance": "0.1"}, "tolerance: expected a finite number >= 0, got '0.1'"),
+        ({"baseline_model_uri": None}, "baseline_model_uri: expected a path or URL"),
+        ({"thresholds": {"auc": 0.7}}, "thresholds: unknown metric 'auc'; valid: roc_auc, .*, rmse, mae, r2"),
+        ({"thresholds": {"r2": 2}}, r"thresholds: bound for 'r2' must lie in \[-inf, 1.0\], got 2"),
+    ],
+)
+def test_the_request_refuses_bad_parameters_naming_the_field(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        EvaluateRequest(**{"label_column": LABEL, **fields})
+
+
+@pytest.mark.parametrize(
+    "thresholds, task, match",
+    [
+        ({"rmse": 3.0}, "auto", None),
+        ({"roc_auc": 0.7, "r2": 0.0}, "classification", None),
+        ({"rmse": 3.0}, "regression", None),
+        (None, "regression", None),
+        ({"rmse": 3.0}, "classification", "rmse applies to regression only"),
+        ({"roc_auc": 0.7}, "regression", "roc_auc applies to classification only"),
+        ({}, "clustering", "task: expected one of auto, classification, regression, got 'clustering'"),
+    ],
+)
+def test_check_for_task_before_the_run(thresholds, task, match):
+    request = EvaluateRequest(LABEL, thresholds=thresholds)
+    if match is None:
+        request.check_for_task(task)
+    else:
+        with pytest.raises(ConfigError, match=match):
+            request.check_for_task(task)
+
+
 def test_classification_default_thresholds_do_not_apply_to_regression(trained, churn, tmp_path):
     with pytest.raises(ConfigError, match="roc_auc applies to classification only.*valid: rmse, mae, r2"):
         run(trained["regression"], churn.eval, tmp_path, label="monthly_charges", thresholds={"roc_auc": 0.7})
@@ -222,7 +264,7 @@ def test_bad_tolerance_is_a_config_error(trained, churn, tmp_path, tolerance):
 
 def test_baseline_better_by_more_than_the_tolerance_blocks_the_blessing(trained, churn, tmp_path):
     result, blessing, report = run(
-        trained["noise"], churn.eval, tmp_path, thresholds={"roc_auc": 0.4}, baseline_model_dir=str(trained["logistic"])
+        trained["noise"], churn.eval, tmp_path, thresholds={"roc_auc": 0.4}, baseline_model_uri=str(trained["logistic"])
     )
     assert result.metrics["roc_auc"] >= 0.4  # the threshold alone would pass
     assert blessing["baseline_metrics"]["roc_auc"] > result.metrics["roc_auc"] + 0.01
@@ -237,7 +279,7 @@ def test_tolerance_boundary_against_the_baseline(trained, churn, tmp_path):
     baseline = run(trained["logistic"], churn.eval, tmp_path, thresholds={})
     gap = baseline[0].metrics["roc_auc"] - candidate[0].metrics["roc_auc"]
     assert gap > 0.002, "the test needs a candidate that is somewhat worse than the baseline"
-    kwargs = {"thresholds": {}, "baseline_model_dir": str(trained["logistic"])}
+    kwargs = {"thresholds": {}, "baseline_model_uri": str(trained["logistic"])}
     within = run(trained["boosting"], churn.eval, tmp_path, tolerance=gap + 0.001, **kwargs)[0]
     beyond = run(trained["boosting"], churn.eval, tmp_path, tolerance=gap - 0.001, **kwargs)[0]
     assert within.blessed and "within" in within.reason
@@ -250,7 +292,7 @@ def test_the_same_model_as_baseline_is_blessed(trained, churn, tmp_path):
         churn.eval,
         tmp_path,
         thresholds={"roc_auc": 0.7, "log_loss": 0.6},
-        baseline_model_dir=str(trained["logistic"]),
+        baseline_model_uri=str(trained["logistic"]),
     )
     assert result.blessed
     assert blessing["baseline_metrics"] == blessing["metrics"]
@@ -263,10 +305,10 @@ def test_lower_is_better_baseline_comparison(trained, churn, tmp_path):
     worse = run(trained["noise"], churn.eval, tmp_path, thresholds={})[0].metrics["log_loss"]
     assert worse > better + 0.01
     kwargs = {"thresholds": {"log_loss": 10.0}}
-    assert not run(trained["noise"], churn.eval, tmp_path, baseline_model_dir=str(trained["logistic"]), **kwargs)[
+    assert not run(trained["noise"], churn.eval, tmp_path, baseline_model_uri=str(trained["logistic"]), **kwargs)[
         0
     ].blessed
-    assert run(trained["logistic"], churn.eval, tmp_path, baseline_model_dir=str(trained["noise"]), **kwargs)[0].blessed
+    assert run(trained["logistic"], churn.eval, tmp_path, baseline_model_uri=str(trained["noise"]), **kwargs)[0].blessed
 
 
 def test_regression_baseline_compares_rmse(trained, churn, tmp_path):
@@ -275,14 +317,15 @@ def test_regression_baseline_compares_rmse(trained, churn, tmp_path):
         churn.eval,
         tmp_path,
         label="monthly_charges",
-        baseline_model_dir=str(trained["regression"]),
+        thresholds=None,  # no thresholds for regression: the baseline is compared on the primary metric
+        baseline_model_uri=str(trained["regression"]),
     )[0]
     assert result.blessed and result.reasons[0].startswith("rmse ")
 
 
 def test_baseline_that_cannot_score_the_eval_data_is_not_blessed(trained, churn, tmp_path):
     result, blessing, _ = run(
-        trained["logistic"], churn.eval, tmp_path, baseline_model_dir=str(trained["extra_feature"])
+        trained["logistic"], churn.eval, tmp_path, baseline_model_uri=str(trained["extra_feature"])
     )
     assert not result.blessed
     assert blessing["baseline_metrics"] is None
@@ -291,11 +334,11 @@ def test_baseline_that_cannot_score_the_eval_data_is_not_blessed(trained, churn,
 
 
 def test_missing_or_mismatched_baseline_is_not_blessed(trained, churn, tmp_path):
-    missing = run(trained["logistic"], churn.eval, tmp_path, baseline_model_dir=str(tmp_path / "nowhere"))[0]
+    missing = run(trained["logistic"], churn.eval, tmp_path, baseline_model_uri=str(tmp_path / "nowhere"))[0]
     assert not missing.blessed and "could not be loaded" in missing.reason and "nowhere" in missing.reason
-    other_task = run(trained["logistic"], churn.eval, tmp_path, baseline_model_dir=str(trained["regression"]))[0]
+    other_task = run(trained["logistic"], churn.eval, tmp_path, baseline_model_uri=str(trained["regression"]))[0]
     assert not other_task.blessed and "regression model" in other_task.reason
-    other_labels = run(trained["logistic"], churn.eval, tmp_path, baseline_model_dir=str(trained["multiclass"]))[0]
+    other_labels = run(trained["logistic"], churn.eval, tmp_path, baseline_model_uri=str(trained["multiclass"]))[0]
     assert not other_labels.blessed and "cannot score" in other_labels.reason
 
 
@@ -307,10 +350,10 @@ def test_remote_baseline_is_copied_through_fsspec(trained, churn, tmp_path):
         fs.pipe(f"/models/churn/v1/{name}", (trained["logistic"] / name).read_bytes())
     try:
         result, blessing, _ = run(
-            trained["logistic"], churn.eval, tmp_path, baseline_model_dir="memory://models/churn/v1"
+            trained["logistic"], churn.eval, tmp_path, baseline_model_uri="memory://models/churn/v1"
         )
         assert result.blessed and blessing["baseline_metrics"] == blessing["metrics"]
-        incomplete = run(trained["logistic"], churn.eval, tmp_path, baseline_model_dir="memory://models/none")[0]
+        incomplete = run(trained["logistic"], churn.eval, tmp_path, baseline_model_uri="memory://models/none")[0]
         assert not incomplete.blessed and "memory://models/none" in incomplete.reason
     finally:
         fs.rm("/models", recursive=True)
@@ -328,6 +371,8 @@ def test_blessing_json_has_exactly_the_contract_fields(trained, churn, tmp_path)
     assert blessing["baseline_metrics"] is None and blessing["tolerance"] == 0.01
     assert blessing["thresholds"] == {"roc_auc": 0.7}
     assert blessing["reasons"] == result.reasons and isinstance(blessing["blessed"], bool)
+    assert blessings.read(tmp_path / "blessing.json").as_dict() == blessing  # the one blessing contract
+    assert blessings.read(tmp_path / "blessing.json").mismatch(sha256_file(trained["logistic"] / "model.joblib")) == ""
 
 
 def test_eval_data_problems_are_data_errors(trained, churn, tmp_path):
@@ -378,7 +423,7 @@ def test_labels_of_another_type_are_matched_to_the_classes(trained, churn, tmp_p
 
 def test_object_columns_of_python_scalars_score_the_same(trained, churn):
     # A table fed from JSON holds Python ints, bools, strings and None in object columns: the model coerces them.
-    pipeline, metadata = core.load_model_dir(trained["boosting"])
+    pipeline, metadata, _ = core.load_model_dir(trained["boosting"])
     as_objects = churn.eval_frame.astype(object).where(churn.eval_frame.notna(), None)
     as_objects[LABEL] = churn.eval_frame[LABEL]
     assert all(dtype.kind == "O" for dtype in as_objects.drop(columns=[LABEL]).dtypes)
