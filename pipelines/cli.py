@@ -97,21 +97,22 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deploy_core():
-    from kfp_tabular.components.deployment.deploy import core
-
-    return core
-
-
 def _cmd_rollout(args: argparse.Namespace) -> int:
-    core = _deploy_core()
-    api_client = core.load_api_client(args.kubeconfig or "", args.context or "")
-    if args.command == "promote":
-        status = core.promote(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
-    elif args.command == "rollback":
-        status = core.rollback(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
-    else:
-        status = core.get_status(args.name, args.namespace, api_client=api_client)
+    from kfp_tabular.components.deployment.kserve.client import load_api_client
+    from kfp_tabular.components.deployment.kserve.status import get_status
+    from kfp_tabular.components.deployment.promote.core import promote
+    from kfp_tabular.components.deployment.rollback.core import rollback
+
+    api_client = load_api_client(args.kubeconfig or "", args.context or "")
+    try:
+        if args.command == "promote":
+            status = promote(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
+        elif args.command == "rollback":
+            status = rollback(args.name, args.namespace, api_client=api_client, timeout_seconds=args.timeout)
+        else:
+            status = get_status(args.name, args.namespace, api_client=api_client)
+    finally:
+        api_client.close()
     print(json.dumps(status.as_dict(), indent=2, default=str))
     return 0
 

@@ -1,6 +1,7 @@
 """Pytest plugin (load with ``-p tests.plugin``): a session-wide real kube-apiserver with KServe's CRDs.
 
 Fixtures:
+    moto_s3: moto's S3 server on 127.0.0.1 for a test module (``tests.support.s3``).
     kube_apiserver: A started :class:`tests.cluster.apiserver.KubeApiServer` with KServe's CRDs and the stock
         ``kserve-sklearnserver`` ClusterServingRuntime installed. Skipped when ``../shared/kserve`` is absent
         (a user's clone) or when the binaries are missing; with ``CI`` set, missing binaries fail instead.
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.apiserver import BinariesMissingError, KubeApiServer, find_binaries
+from tests.support.s3 import moto_s3  # noqa: F401 - registered here for every test: a real S3 API on loopback
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR_MISSING_REASON = "../shared/kserve not found (a user's clone): API-server tests need KServe's CRDs"

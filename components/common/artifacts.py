@@ -16,13 +16,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes."""
+def sha256_stream(handle: Any, chunk_size: int = 1 << 20) -> str:
+    """Return the hex sha256 of what a binary file object yields (local or fsspec)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
+    for chunk in iter(lambda: handle.read(chunk_size), b""):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file's bytes: the project's one hash of model and data files."""
+    with open(path, "rb") as handle:
+        return sha256_stream(handle, chunk_size)
 
 
 @contextlib.contextmanager

@@ -136,13 +136,16 @@ def verify_model_file(model_dir: str | os.PathLike, metadata: dict[str, Any] | N
     """
     model_file = find_model_file(model_dir)
     actual = sha256_file(model_file)
-    expected = (metadata or {}).get("model_sha256")
+    _check_recorded(model_file, (metadata or {}).get("model_sha256"), actual)
+    return actual
+
+
+def _check_recorded(model_file: Path, expected: Any, actual: str) -> None:
     if expected and expected != actual:
         raise DataError(
-            f"{model_file}: sha256 {actual} does not match {expected} recorded in {METADATA_FILE} "
+            f"{model_file}: sha256 {actual} does not match model_sha256 {expected} recorded in {METADATA_FILE} "
             "(the model file was changed or replaced after training)"
         )
-    return actual
 
 
 def manifest(model_dir: str | os.PathLike) -> dict[str, str]:
@@ -167,12 +170,9 @@ def manifest(model_dir: str | os.PathLike) -> dict[str, str]:
             f"{directory}: expected exactly one model file ({MODEL_FILE}), found {model_files}; KServe's sklearn "
             "runtime refuses a directory with several"
         )
-    recorded = _read_object(directory / METADATA_FILE).get("model_sha256")
-    if recorded is not None and recorded != files[MODEL_FILE]:
-        raise DataError(
-            f"{directory / METADATA_FILE}: field 'model_sha256' is {recorded} but {MODEL_FILE} hashes to "
-            f"{files[MODEL_FILE]}; the model file is not the one that was trained"
-        )
+    _check_recorded(
+        directory / MODEL_FILE, _read_object(directory / METADATA_FILE).get("model_sha256"), files[MODEL_FILE]
+    )
     return files
 
 

@@ -6,9 +6,12 @@ from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.common.params import document
+from kfp_tabular.components.deployment.deploy.request import DeployRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@document(DeployRequest)
 def deploy_model(
     model: Input[Model],
     blessing: Input[Artifact],
@@ -31,32 +34,14 @@ def deploy_model(
     """Gate on the blessing, then render or apply the InferenceService that serves the model.
 
     A model that is not blessed changes nothing: the manifest holds only a comment and ``deployed`` is False
-    with the evaluator's reasons. Side effects on a cluster: disable caching on this task
-    (``task.set_caching_options(False)``).
+    with the evaluator's reasons; a blessing about another model (its ``model_sha256`` differs) fails the task.
+    Side effects on a cluster: disable caching on this task (``task.set_caching_options(False)``).
 
     Args:
         model: The trained model directory (``model.joblib`` + ``metadata.json``).
-        blessing: The evaluator's blessing JSON.
+        blessing: The evaluator's blessing JSON; it must be about this model.
         manifest: The InferenceService YAML that was rendered or applied.
         status: JSON: ``deployed``, ``reason``, and for apply the rollout status (revisions, traffic, url).
-        isvc_name: InferenceService name (DNS-1035 label).
-        namespace: Namespace of the InferenceService.
-        action: ``render`` (write the manifest only, no cluster) or ``apply`` (create, or canary the model
-            on the existing service, wait for KServe, roll back on failure).
-        canary_traffic_percent: Traffic percent for a new model on an existing service; 100 for a full
-            rollout. A first deployment always takes 100%.
-        deployment_mode: ``Knative`` (canaryTrafficPercent) or ``Standard`` (spec.canary[], KServe 0.20+).
-        storage_uri: The model's storageUri if it was published elsewhere; default derived from the model's
-            URI (``minio://`` becomes ``s3://``). A local model (kfp.local) renders as ``file://`` only.
-        runtime: ServingRuntime name (e.g. ``kfp-tabular-sklearn``); empty for KServe's stock sklearn runtime.
-        service_account_name: Service account whose secret lets KServe read the model storage.
-        kubeconfig_path: Kubeconfig for apply; empty: the pod's service account (in-cluster).
-        timeout_seconds: How long apply waits for KServe (and again for a rollback).
-        publish_uri: ``s3://bucket/prefix`` (MinIO too) or ``pvc://claim/path``: copy a blessed model to
-            ``<publish_uri>/<sha256 prefix>`` (checksummed, immutable) and serve it from there. S3 credentials
-            come from the pod's environment (e.g. the storage Secret as env vars via kfp-kubernetes).
-        s3_endpoint_url: S3-compatible endpoint for publishing (MinIO); default from the environment.
-        pvc_mount_root: Where the ``pvc://`` claim is mounted in this pod (``kubernetes.mount_pvc``).
 
     Returns:
         deployed: True when apply left the model deployed (created, canaried, or already there).
@@ -66,15 +51,12 @@ def deploy_model(
     from collections import namedtuple
 
     from kfp_tabular.components.deployment.deploy.core import deploy_action
+    from kfp_tabular.components.deployment.deploy.request import DeployRequest
 
-    result = deploy_action(
-        action=action,
-        blessing_path=blessing.path,
-        model_uri=model.uri,
-        manifest_path=manifest.path,
-        status_path=status.path,
+    request = DeployRequest(
         isvc_name=isvc_name,
         namespace=namespace,
+        action=action,
         canary_traffic_percent=canary_traffic_percent,
         deployment_mode=deployment_mode,
         storage_uri=storage_uri,
@@ -85,6 +67,13 @@ def deploy_model(
         publish_uri=publish_uri,
         s3_endpoint_url=s3_endpoint_url,
         pvc_mount_root=pvc_mount_root,
+    )
+    result = deploy_action(
+        request,
+        blessing_path=blessing.path,
+        model_uri=model.uri,
+        manifest_path=manifest.path,
+        status_path=status.path,
         model_path=model.path,
     )
     for artifact in (manifest, status):

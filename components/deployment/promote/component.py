@@ -4,9 +4,12 @@ from kfp import dsl
 from kfp.dsl import Artifact, Output
 
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
+from kfp_tabular.components.common.params import document
+from kfp_tabular.components.deployment.kserve.request import TargetRequest
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+@document(TargetRequest)
 def promote_model(
     isvc_name: str,
     namespace: str,
@@ -22,22 +25,13 @@ def promote_model(
     cached run would report success without touching the cluster.
 
     Args:
-        isvc_name: InferenceService name.
-        namespace: Its namespace.
         status: JSON: the rollout status after promotion (url, revisions, traffic, storage URI).
-        kubeconfig_path: Kubeconfig; empty: the pod's service account (in-cluster).
-        timeout_seconds: How long to wait for KServe to report the promotion.
     """
-    from kfp_tabular.components.deployment.deploy.core import lifecycle_action
+    from kfp_tabular.components.deployment.kserve.request import TargetRequest
+    from kfp_tabular.components.deployment.promote.core import promote_action
 
-    result = lifecycle_action(
-        action="promote",
-        isvc_name=isvc_name,
-        namespace=namespace,
-        status_path=status.path,
-        kubeconfig_path=kubeconfig_path,
-        timeout_seconds=timeout_seconds,
-    )
+    request = TargetRequest(isvc_name, namespace, kubeconfig_path, timeout_seconds)
+    result = promote_action(request, status.path)
     status.metadata.update(
         {
             "action": result["action"],

@@ -13,7 +13,15 @@ import pytest
 
 from kfp_tabular.components.common.errors import ConfigError, DeployError
 from kfp_tabular.components.deployment.deploy import core
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.deploy.request import DeployRequest
+from kfp_tabular.components.deployment.kserve import client as kclient
+from kfp_tabular.components.deployment.kserve import isvc, plans
+from kfp_tabular.components.deployment.kserve import manifest as kmanifest
+from kfp_tabular.components.deployment.kserve import status as kstatus
+from kfp_tabular.components.deployment.promote import core as promote_core
+from kfp_tabular.components.deployment.rollback import core as rollback_core
+from tests.support.fake_kserve import FakeKServeController
+from tests.support.model_files import make_model_dir, write_blessing
 
 pytestmark = pytest.mark.cluster
 
@@ -48,7 +56,7 @@ def stored(api, namespace, name="churn"):
     )
 
 
-def traffic_of(status: core.DeployStatus) -> dict:
+def traffic_of(status: kstatus.DeployStatus) -> dict:
     return {(t["revisionName"], t["latestRevision"]): t["percent"] for t in status.traffic}
 
 
@@ -61,7 +69,7 @@ def traffic_of(status: core.DeployStatus) -> dict:
 def test_rendered_manifest_is_accepted_unpruned_by_the_real_crd(api, namespace, mode):
     from kubernetes import client
 
-    obj = core.render_inference_service(
+    obj = kmanifest.render_inference_service(
         "churn-render",
         namespace,
         "pvc://model-store/churn/v1",
@@ -86,7 +94,7 @@ def test_server_rejects_what_render_refuses(api, namespace):
     """The negative control: the real schema rejects a string canary percent, as render_inference_service does."""
     from kubernetes import client
 
-    obj = core.render_inference_service("churn-bad", namespace, "s3://m/a")
+    obj = kmanifest.render_inference_service("churn-bad", namespace, "s3://m/a")
     obj["spec"]["predictor"]["canaryTrafficPercent"] = "ten"
     with pytest.raises(client.ApiException) as info:
         client.CustomObjectsApi(api).create_namespaced_custom_object(
@@ -94,7 +102,7 @@ def test_server_rejects_what_render_refuses(api, namespace):
         )
     assert info.value.status == 422
     with pytest.raises(ConfigError):
-        core.render_inference_service("churn-bad", namespace, "s3://m/a", canary_traffic_percent="ten")
+        kmanifest.render_inference_service("churn-bad", namespace, "s3://m/a", canary_traffic_percent="ten")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def test_canary_splits_traffic_between_latest_and_previous(api, namespace, contr
 def test_promote_moves_all_traffic_to_the_canary(api, namespace, controller):
     core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
-    status = core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    status = promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     assert status.action == "promoted"
     assert traffic_of(status) == {("churn-predictor-00002", True): 100}
     assert status.latest_rolledout_revision == "churn-predictor-00002"
@@ -162,14 +170,14 @@ def test_promote_moves_all_traffic_to_the_canary(api, namespace, controller):
     assert obj["spec"]["predictor"]["model"]["storageUri"] == B
     assert obj["metadata"]["annotations"]["kfp-tabular.dev/rollout-state"] == "stable"
     generation = obj["metadata"]["generation"]
-    assert core.promote("churn", namespace, api_client=api, timeout_seconds=30).action == "unchanged"
+    assert promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30).action == "unchanged"
     assert stored(api, namespace)["metadata"]["generation"] == generation
 
 
 def test_rollback_during_canary_pins_previous_revision(api, namespace, controller):
     core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
-    status = core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    status = rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     assert status.action == "rolled-back"
     assert status.storage_uri == A
     # The new revision serves A as well but gets nothing; the rolled-out revision of A keeps 100%.
@@ -179,9 +187,9 @@ def test_rollback_during_canary_pins_previous_revision(api, namespace, controlle
     assert obj["spec"]["predictor"]["model"]["storageUri"] == A
     assert obj["metadata"]["annotations"]["kfp-tabular.dev/rolled-back-from"] == B
     assert "kfp-tabular.dev/previous-storage-uri" not in obj["metadata"]["annotations"]
-    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).action == "unchanged"
+    assert rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30).action == "unchanged"
     with pytest.raises(ConfigError, match="rolled back"):
-        core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+        promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     # A new model after a rollback canaries against the model that was restored.
     status = core.deploy("churn", namespace, C, canary_traffic_percent=30, api_client=api, timeout_seconds=30)
     assert traffic_of(status) == {("churn-predictor-00004", True): 30, ("churn-predictor-00001", False): 70}
@@ -191,8 +199,8 @@ def test_rollback_during_canary_pins_previous_revision(api, namespace, controlle
 def test_rollback_after_promote_reverts_the_model(api, namespace, controller):
     core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
-    core.promote("churn", namespace, api_client=api, timeout_seconds=30)
-    status = core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    status = rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     # A pin would keep the promoted revision (B) serving; the revert gives A a new revision with 100%.
     assert traffic_of(status) == {("churn-predictor-00003", True): 100}
     obj = stored(api, namespace)
@@ -207,7 +215,7 @@ def test_consecutive_canaries_keep_the_rolled_out_model_as_previous(api, namespa
     # B never rolled out: C's canary splits against A, and a rollback returns to A, not B.
     assert traffic_of(status) == {("churn-predictor-00003", True): 10, ("churn-predictor-00001", False): 90}
     assert stored(api, namespace)["metadata"]["annotations"]["kfp-tabular.dev/previous-storage-uri"] == A
-    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).storage_uri == A
+    assert rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30).storage_uri == A
 
 
 def test_full_rollout_without_canary(api, namespace, controller):
@@ -233,7 +241,7 @@ def test_failed_canary_rolls_back_and_raises(api, namespace, controller):
     assert obj["spec"]["predictor"]["model"]["storageUri"] == A, "never left pointing at the failed model"
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
     assert obj["metadata"]["annotations"]["kfp-tabular.dev/rolled-back-from"] == B
-    status = core.get_status("churn", namespace, api_client=api)
+    status = kstatus.get_status("churn", namespace, api_client=api)
     assert status.ready
     assert traffic_of(status) == {("churn-predictor-00003", True): 100}
 
@@ -251,7 +259,7 @@ def test_timeout_rolls_back_and_raises(api, namespace, controller):
     assert "Rolled back" in message
     obj = stored(api, namespace)
     assert obj["spec"]["predictor"]["model"]["storageUri"] == A
-    assert core.get_status("churn", namespace, api_client=api).ready
+    assert kstatus.get_status("churn", namespace, api_client=api).ready
 
 
 def test_first_deploy_failure_says_there_is_nothing_to_roll_back_to(api, namespace, controller):
@@ -259,18 +267,18 @@ def test_first_deploy_failure_says_there_is_nothing_to_roll_back_to(api, namespa
     with pytest.raises(DeployError, match="no previous model to roll back to"):
         core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     with pytest.raises(ConfigError, match="no kfp-tabular.dev/previous-storage-uri"):
-        core.rollback("churn", namespace, api_client=api, timeout_seconds=5)
+        rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=5)
 
 
 def test_status_and_errors_for_missing_or_mismatched_services(api, namespace, controller):
     with pytest.raises(DeployError, match="not found"):
-        core.get_status("absent", namespace, api_client=api)
+        kstatus.get_status("absent", namespace, api_client=api)
     with pytest.raises(DeployError, match="not found"):
-        core.promote("absent", namespace, api_client=api)
+        promote_core.promote("absent", namespace, api_client=api)
     core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     with pytest.raises(ConfigError, match="runs in Knative mode, asked for Standard"):
         core.deploy("churn", namespace, B, deployment_mode="Standard", api_client=api, timeout_seconds=30)
-    status = core.get_status("churn", namespace, api_client=api)
+    status = kstatus.get_status("churn", namespace, api_client=api)
     assert status.as_dict()["storage_uri"] == A and status.action == "status"
 
 
@@ -292,7 +300,7 @@ def test_standard_mode_canary_promote_and_rollback(api, namespace, controller):
         timeout_seconds=30,
     )
     assert status.action == "canary"
-    canary_name = core._canary_name(B)
+    canary_name = plans.canary_name(B)
     assert [{k: c[k] for k in ("name", "ready", "trafficPercent")} for c in status.canaries] == [
         {"name": canary_name, "ready": True, "trafficPercent": 25}
     ]
@@ -304,14 +312,14 @@ def test_standard_mode_canary_promote_and_rollback(api, namespace, controller):
     assert obj["spec"]["canary"][0]["predictor"]["model"]["storageUri"] == B
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
 
-    promoted = core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    promoted = promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     assert promoted.action == "promoted" and promoted.canaries == []
     obj = stored(api, namespace)
     assert "canary" not in obj["spec"]
     assert obj["spec"]["predictor"]["name"] == canary_name, "promotion retargets the stable predictor"
     assert obj["spec"]["predictor"]["model"]["storageUri"] == B
 
-    rolled = core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    rolled = rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     assert rolled.storage_uri == A
     obj = stored(api, namespace)
     assert obj["spec"]["predictor"]["model"]["storageUri"] == A
@@ -337,21 +345,21 @@ def test_standard_mode_stuck_canary_is_removed(api, namespace, controller):
 
 
 def test_standard_canary_support_detection(kube_apiserver, api, namespace):
-    assert core.standard_canary_supported(api, namespace) is True  # from the CRD (admin may read it)
+    assert kclient.standard_canary_supported(api, namespace) is True  # from the CRD (admin may read it)
     from kubernetes import client
 
-    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(core.CRD_NAME, _preload_content=False)
+    crd = client.ApiextensionsV1Api(api).read_custom_resource_definition(isvc.CRD_NAME, _preload_content=False)
     import json
 
     crd_doc = json.loads(crd.data)
-    assert core.crd_has_canary(crd_doc)
+    assert isvc.crd_has_canary(crd_doc)
     del crd_doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["canary"]
-    assert not core.crd_has_canary(crd_doc), "a KServe < 0.20 CRD has no spec.canary"
+    assert not isvc.crd_has_canary(crd_doc), "a KServe < 0.20 CRD has no spec.canary"
 
 
 def test_standard_canary_refused_when_the_crd_lacks_it(api, namespace, controller, monkeypatch):
     core.deploy("churn", namespace, A, deployment_mode="Standard", api_client=api, timeout_seconds=30)
-    monkeypatch.setattr(core, "standard_canary_supported", lambda api_client, ns: False)
+    monkeypatch.setattr(plans, "standard_canary_supported", lambda api_client, ns: False)
     with pytest.raises(ConfigError, match="Standard mode has no canary .* #5335/#4074"):
         core.deploy("churn", namespace, B, canary_traffic_percent=10, deployment_mode="Standard", api_client=api)
     assert stored(api, namespace)["metadata"]["generation"] == 1, "nothing written"
@@ -371,25 +379,25 @@ def test_standard_canary_refused_when_the_crd_lacks_it(api, namespace, controlle
 def test_deploy_action_failure_writes_status_and_no_manifest(api, namespace, controller, tmp_path):
     import json
 
-    blessing = tmp_path / "blessing.json"
-    blessing.write_text(json.dumps({"blessed": True, "reasons": ["good"]}))
+    model = make_model_dir(tmp_path / "model")
     common = {
-        "action": "apply",
-        "blessing_path": str(blessing),
+        "blessing_path": str(write_blessing(tmp_path / "blessing.json", model)),
         "model_uri": "s3://unused/model",
-        "isvc_name": "churn",
-        "namespace": namespace,
+        "model_path": str(model),
         "api_client": api,
-        "timeout_seconds": 30,
     }
+
+    def request(storage_uri: str) -> DeployRequest:
+        return DeployRequest("churn", namespace, "apply", storage_uri=storage_uri, timeout_seconds=30)
+
     first = core.deploy_action(
-        manifest_path=str(tmp_path / "m1.yaml"), status_path=str(tmp_path / "s1.json"), storage_uri=A, **common
+        request(A), manifest_path=str(tmp_path / "m1.yaml"), status_path=str(tmp_path / "s1.json"), **common
     )
     assert first["deployed"] is True and first["rollout"] == "created"
     controller.fail_uris.add(B)
     with pytest.raises(DeployError, match="Rolled back"):
         core.deploy_action(
-            manifest_path=str(tmp_path / "m2.yaml"), status_path=str(tmp_path / "s2.json"), storage_uri=B, **common
+            request(B), manifest_path=str(tmp_path / "m2.yaml"), status_path=str(tmp_path / "s2.json"), **common
         )
     status = json.loads((tmp_path / "s2.json").read_text())
     assert status["deployed"] is False and "Rolled back" in status["reason"] and status["storage_uri"] == B
@@ -470,7 +478,7 @@ def test_automatic_rollback_completes_despite_stale_failed_status(api, namespace
     assert "churn-predictor-00002" in message and "RevisionFailed" in message
     assert f"Rolled back: model reverted to {A}" in message, message
     assert "did not complete" not in message
-    status = core.get_status("churn", namespace, api_client=api)
+    status = kstatus.get_status("churn", namespace, api_client=api)
     assert status.ready and status.storage_uri == A
     assert traffic_of(status) == {("churn-predictor-00003", True): 100}
 
@@ -502,12 +510,12 @@ def test_manual_rollback_restores_the_whole_previous_predictor(api, namespace, c
     b_model = stored(api, namespace)["spec"]["predictor"]["model"]
     assert b_model["resources"] == {"limits": {"cpu": "3"}}, "the new model's resources replace the old ones"
     # During the canary: everything of A again, traffic pinned on A's revision.
-    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     assert stored(api, namespace)["spec"]["predictor"] == {**predictor_a, "canaryTrafficPercent": 0}
     # After a promotion: everything of B is replaced by A's predictor, without a pin.
     core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30, **changed)
-    core.promote("churn", namespace, api_client=api, timeout_seconds=30)
-    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     assert stored(api, namespace)["spec"]["predictor"] == predictor_a
 
 
@@ -516,10 +524,10 @@ def test_standard_rollback_after_promote_restores_the_whole_previous_predictor(a
     core.deploy("churn", namespace, A, service_account_name="sa-a", **kwargs)
     predictor_a = stored(api, namespace)["spec"]["predictor"]
     core.deploy("churn", namespace, B, service_account_name="sa-b", runtime="other-runtime", **kwargs)
-    core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+    promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     promoted = stored(api, namespace)["spec"]["predictor"]
     assert promoted["serviceAccountName"] == "sa-b" and promoted["model"]["runtime"] == "other-runtime"
-    core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
+    rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30)
     assert stored(api, namespace)["spec"]["predictor"] == predictor_a
 
 
@@ -548,7 +556,7 @@ def test_redeploying_the_canary_model_at_100_percent_rolls_it_out(api, namespace
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
     assert obj["metadata"]["annotations"]["kfp-tabular.dev/rollout-state"] == "stable"
     # The previous model stays recorded: a rollback still returns to A.
-    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).storage_uri == A
+    assert rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30).storage_uri == A
 
 
 def test_standard_redeploy_with_another_percent_moves_the_canary(api, namespace, controller):
@@ -557,7 +565,7 @@ def test_standard_redeploy_with_another_percent_moves_the_canary(api, namespace,
     core.deploy("churn", namespace, B, canary_traffic_percent=10, **kwargs)
     status = core.deploy("churn", namespace, B, canary_traffic_percent=50, **kwargs)
     assert status.action == "canary" and status.canary_traffic_percent == 50
-    assert [(c["name"], c["trafficPercent"], c["ready"]) for c in status.canaries] == [(core._canary_name(B), 50, True)]
+    assert [(c["name"], c["trafficPercent"], c["ready"]) for c in status.canaries] == [(plans.canary_name(B), 50, True)]
     assert stored(api, namespace)["spec"]["canary"][0]["trafficPercent"] == 50
     full = core.deploy("churn", namespace, B, canary_traffic_percent=None, **kwargs)
     assert full.action == "rolled-out" and full.canaries == []
@@ -582,7 +590,7 @@ def test_promote_refuses_a_canary_that_is_not_ready(api, namespace, controller, 
         api, namespace, until=lambda o: o["status"]["components"]["predictor"]["latestCreatedRevision"].endswith("2")
     )
     with pytest.raises(ConfigError, match="not a ready canary") as info:
-        core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+        promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     assert "churn-predictor-00002" in str(info.value)
     after = stored(api, namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"], "nothing written"
@@ -600,7 +608,7 @@ def test_standard_promote_refuses_a_canary_that_is_not_ready(api, namespace, con
         api, namespace, until=lambda o: (o["status"].get("canaryStatuses") or [{}])[0].get("modelStatus")
     )
     with pytest.raises(ConfigError, match="not a ready canary") as info:
-        core.promote("churn", namespace, api_client=api, timeout_seconds=30)
+        promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30)
     assert "'mb'" in str(info.value)
     after = stored(api, namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"] and after["spec"] == before["spec"]
@@ -619,7 +627,7 @@ def test_standard_mode_failed_canary_fails_fast_and_rolls_back(api, namespace, c
     assert f"canary {B} removed" in message
     obj = stored(api, namespace)
     assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == A
-    assert core.get_status("churn", namespace, api_client=api).ready
+    assert kstatus.get_status("churn", namespace, api_client=api).ready
 
 
 def test_standard_mode_failed_full_rollout_fails_fast_and_rolls_back(api, namespace, controller):
@@ -634,12 +642,12 @@ def test_standard_mode_failed_full_rollout_fails_fast_and_rolls_back(api, namesp
     assert "BlockedByFailedLoad" in message and f"Rolled back: model reverted to {A}" in message
     assert "did not complete" not in message
     assert stored(api, namespace)["spec"]["predictor"]["model"]["storageUri"] == A
-    assert core.get_status("churn", namespace, api_client=api).ready
+    assert kstatus.get_status("churn", namespace, api_client=api).ready
 
 
 def race(monkeypatch, rounds, writer):
     """Run ``writer`` right before each of the first ``rounds`` merge patches the core sends."""
-    real = core._merge_patch
+    real = kclient.merge_patch
     calls = []
 
     def patched(api_client, namespace, name, body, dry_run=False):
@@ -648,7 +656,7 @@ def race(monkeypatch, rounds, writer):
             writer(len(calls))
         return real(api_client, namespace, name, body, dry_run=dry_run)
 
-    monkeypatch.setattr(core, "_merge_patch", patched)
+    monkeypatch.setattr(kclient, "merge_patch", patched)
     return calls
 
 
@@ -715,9 +723,9 @@ def test_rollback_and_promote_send_the_resource_version_they_read(api, namespace
     core.deploy("churn", namespace, A, api_client=api, timeout_seconds=30)
     core.deploy("churn", namespace, B, canary_traffic_percent=10, api_client=api, timeout_seconds=30)
     calls = race(monkeypatch, 1, lambda n: admin_patch(api, namespace, {"metadata": {"labels": {"touched": "yes"}}}))
-    assert core.promote("churn", namespace, api_client=api, timeout_seconds=30).action == "promoted"
+    assert promote_core.promote("churn", namespace, api_client=api, timeout_seconds=30).action == "promoted"
     assert len(calls) >= 2 and calls[0]["metadata"]["resourceVersion"] != calls[-1]["metadata"]["resourceVersion"]
     assert stored(api, namespace)["metadata"]["labels"]["touched"] == "yes", "the other writer's change stays"
     calls.clear()
-    assert core.rollback("churn", namespace, api_client=api, timeout_seconds=30).action == "rolled-back"
+    assert rollback_core.rollback("churn", namespace, api_client=api, timeout_seconds=30).action == "rolled-back"
     assert calls and all(body["metadata"]["resourceVersion"] for body in calls)

@@ -16,7 +16,10 @@ from kfp.dsl import Artifact, Model
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.deployment.deploy import core
 from kfp_tabular.components.deployment.deploy.component import deploy_model
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.deploy.request import DeployRequest
+from kfp_tabular.components.deployment.kserve import client as kclient
+from tests.support.fake_kserve import FakeKServeController
+from tests.support.model_files import make_model_dir, write_blessing
 
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
 
@@ -54,20 +57,11 @@ def deploy_pipeline(
 
 @pytest.fixture()
 def model_dir(tmp_path) -> Path:
-    path = tmp_path / "upstream" / "model"
-    path.mkdir(parents=True)
-    payload = b"a stand-in for model.joblib"
-    (path / "model.joblib").write_bytes(payload)
-    (path / "metadata.json").write_text(json.dumps({"model_sha256": hashlib.sha256(payload).hexdigest()}))
-    return path
+    return make_model_dir(tmp_path / "upstream" / "model", b"a stand-in for model.joblib")
 
 
 def blessing_file(tmp_path: Path, blessed: bool) -> Path:
-    path = tmp_path / "upstream" / f"blessing-{blessed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    reasons = ["roc_auc 0.84 >= 0.70"] if blessed else ["roc_auc 0.52 < 0.70", "worse than baseline by 0.2"]
-    path.write_text(json.dumps({"blessed": blessed, "reasons": reasons, "metrics": {"roc_auc": 0.84}}))
-    return path
+    return write_blessing(tmp_path / "upstream" / f"blessing-{blessed}.json", tmp_path / "upstream" / "model", blessed)
 
 
 def test_render_blessed_model(local_runner, tmp_path, model_dir):
@@ -158,28 +152,32 @@ def test_bad_parameters_fail_the_task(local_runner, tmp_path, model_dir):
         deploy_pipeline(model_uri=str(model_dir), blessing_uri=str(blessing_file(tmp_path, True)), action="deploy")
 
 
-def test_raw_function_maps_kfp_minio_uri_to_s3(tmp_path):
-    blessing = blessing_file(tmp_path, True)
-    manifest = Artifact(uri=str(tmp_path / "out" / "manifest"))
-    status = Artifact(uri=str(tmp_path / "out" / "status"))
-    result = deploy_model.python_func(
-        model=Model(uri="minio://mlpipeline/v2/artifacts/churn/run-1/train/model"),
-        blessing=Artifact(uri=str(blessing)),
-        manifest=manifest,
-        status=status,
+def test_kfp_minio_model_uri_renders_as_s3(tmp_path, model_dir):
+    """On a cluster the Model artifact's uri is KFP's minio://...; its files are at model.path in the pod."""
+    uri = "minio://mlpipeline/v2/artifacts/churn/run-1/train/model"
+    result = core.deploy_action(
+        DeployRequest(),
+        blessing_path=str(blessing_file(tmp_path, True)),
+        model_uri=uri,
+        model_path=str(model_dir),
+        manifest_path=str(tmp_path / "out" / "manifest"),
+        status_path=str(tmp_path / "out" / "status"),
     )
-    assert result.deployed is False and result.reason == "rendered (action=render)" and result.url == ""
-    rendered = yaml.safe_load(Path(manifest.path).read_text())
+    assert result["deployed"] is False and result["reason"] == "rendered (action=render)" and result["url"] == ""
+    rendered = yaml.safe_load((tmp_path / "out" / "manifest").read_text())
     assert (
         rendered["spec"]["predictor"]["model"]["storageUri"] == "s3://mlpipeline/v2/artifacts/churn/run-1/train/model"
     )
-    assert status.metadata["storage_uri"] == "s3://mlpipeline/v2/artifacts/churn/run-1/train/model"
+    assert result["storage_uri"] == "s3://mlpipeline/v2/artifacts/churn/run-1/train/model"
+
+
+def test_raw_function_checks_parameters_before_reading_anything(tmp_path):
     with pytest.raises(ConfigError, match="isvc_name"):
         deploy_model.python_func(
             model=Model(uri="s3://m/a"),
-            blessing=Artifact(uri=str(blessing)),
-            manifest=manifest,
-            status=status,
+            blessing=Artifact(uri=str(tmp_path / "absent")),
+            manifest=Artifact(uri=str(tmp_path / "m")),
+            status=Artifact(uri=str(tmp_path / "s")),
             isvc_name="Not_A_Name",
         )
 
@@ -212,7 +210,7 @@ def test_apply_deploys_then_canaries_through_a_kubeconfig(local_runner, tmp_path
             kubeconfig_path=kubeconfig,
         )
         assert not_blessed.outputs["deployed"] is False
-        assert core._get(api, namespace, "churn-classifier") is None, "a model that is not blessed changes nothing"
+        assert kclient.get(api, namespace, "churn-classifier") is None, "a model that is not blessed changes nothing"
 
         first = deploy_pipeline(
             model_uri=str(model_dir),

@@ -15,8 +15,12 @@ import pytest
 import yaml
 
 from kfp_tabular.components.common.images import SERVE_IMAGE
-from kfp_tabular.components.deployment.deploy import core
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.kserve import isvc as kisvc
+from kfp_tabular.components.deployment.kserve import manifest as kmanifest
+from kfp_tabular.components.deployment.kserve import readiness
+from kfp_tabular.components.deployment.kserve import status as kstatus
+from kfp_tabular.components.deployment.kserve import wait as kwait
+from tests.support.fake_kserve import FakeKServeController
 
 MANIFESTS = Path(__file__).resolve().parents[4] / "manifests"
 KUSTOMIZATIONS = [
@@ -79,15 +83,15 @@ def test_overlay_builds_the_expected_inference_service(overlay):
         "promote": (CANDIDATE, None, "stable"),
         "rollback": (STABLE, 0, "rolled-back"),
     }[overlay]
-    assert (model["storageUri"], predictor.get("canaryTrafficPercent"), core.rollout_state(isvc)) == expected
+    assert (model["storageUri"], predictor.get("canaryTrafficPercent"), kisvc.rollout_state(isvc)) == expected
     if overlay in ("canary", "promote"):
-        assert annotations[core.PREVIOUS_URI_ANNOTATION] == STABLE
+        assert annotations[kisvc.PREVIOUS_URI_ANNOTATION] == STABLE
 
 
 @needs_kubectl
 def test_base_is_what_render_inference_service_renders():
     base = build("base")[0]
-    rendered = core.render_inference_service(
+    rendered = kmanifest.render_inference_service(
         "churn-classifier", "kfp-tabular", STABLE, service_account_name="kserve-storage"
     )
     assert base["spec"] == rendered["spec"]
@@ -201,12 +205,13 @@ def test_apply_everything_then_each_overlay_in_order(kube_apiserver):
                 expected = build(f"overlays/{overlay}")[0]
                 assert obj["spec"] == expected["spec"], f"{overlay}: stored spec differs from the overlay"
                 # The controller reaches the state the overlay asks for; the core reads it.
-                done = core.wait_for(
-                    api, "kfp-tabular", "churn-classifier", core._current_expectation(obj), timeout_seconds=30
+                done = kwait.wait_for(
+                    api, "kfp-tabular", "churn-classifier", readiness.current_expectation(obj), timeout_seconds=30
                 )
-                status = core.status_from_object(done)
+                assert done.ok, (overlay, done.message)
+                status = kstatus.status_from_object(done.obj)
                 assert status.ready, (overlay, status)
-                assert status.rollout_state == core.rollout_state(expected)
+                assert status.rollout_state == kisvc.rollout_state(expected)
                 revisions = {r.name: r.uri for r in controller._states[("kfp-tabular", "churn-classifier")].revisions}
                 serving = {revisions[t["revisionName"]]: t["percent"] for t in status.traffic if t["percent"]}
                 assert (

@@ -13,7 +13,13 @@ import pytest
 
 from kfp_tabular.components.common.errors import DeployError
 from kfp_tabular.components.deployment.deploy import core
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.kserve import client as kclient
+from kfp_tabular.components.deployment.kserve import isvc
+from kfp_tabular.components.deployment.kserve import manifest as kmanifest
+from kfp_tabular.components.deployment.kserve import status as kstatus
+from kfp_tabular.components.deployment.promote import core as promote_core
+from kfp_tabular.components.deployment.rollback import core as rollback_core
+from tests.support.fake_kserve import FakeKServeController
 
 pytestmark = [
     pytest.mark.cluster,
@@ -64,11 +70,11 @@ def test_pipeline_runner_can_deploy_canary_promote_and_roll_back(runner, control
     assert core.deploy(name, NS, "s3://models/a", api_client=runner, timeout_seconds=30).action == "created"
     assert core.deploy(name, NS, "s3://models/a", api_client=runner, timeout_seconds=30).action == "unchanged"
     assert core.deploy(name, NS, "s3://models/b", api_client=runner, timeout_seconds=30).action == "canary"
-    assert core.promote(name, NS, api_client=runner, timeout_seconds=30).action == "promoted"
+    assert promote_core.promote(name, NS, api_client=runner, timeout_seconds=30).action == "promoted"
     assert core.deploy(name, NS, "s3://models/c", api_client=runner, timeout_seconds=30).action == "canary"
-    rolled = core.rollback(name, NS, api_client=runner, timeout_seconds=30)
+    rolled = rollback_core.rollback(name, NS, api_client=runner, timeout_seconds=30)
     assert rolled.action == "rolled-back" and rolled.storage_uri == "s3://models/b"
-    assert core.get_status(name, NS, api_client=runner).ready
+    assert kstatus.get_status(name, NS, api_client=runner).ready
 
 
 def test_pipeline_runner_failed_canary_rolls_back_with_its_own_permissions(runner, controller):
@@ -77,15 +83,15 @@ def test_pipeline_runner_failed_canary_rolls_back_with_its_own_permissions(runne
     controller.fail_uris.add("s3://models/broken")
     with pytest.raises(DeployError, match="Rolled back"):
         core.deploy(name, NS, "s3://models/broken", api_client=runner, timeout_seconds=30)
-    assert core.get_status(name, NS, api_client=runner).storage_uri == "s3://models/a"
+    assert kstatus.get_status(name, NS, api_client=runner).storage_uri == "s3://models/a"
 
 
 def test_pipeline_runner_standard_canary_detection_without_crd_access(cluster, runner, controller):
     from kubernetes import client
 
-    forbidden(client.ApiextensionsV1Api(runner).read_custom_resource_definition, core.CRD_NAME)
+    forbidden(client.ApiextensionsV1Api(runner).read_custom_resource_definition, isvc.CRD_NAME)
     # The check falls back to a server-side dry run, which the namespaced Role allows and which stores nothing.
-    assert core.standard_canary_supported(runner, NS) is True
+    assert kclient.standard_canary_supported(runner, NS) is True
     name = f"rbac-{secrets.token_hex(3)}"
     core.deploy(name, NS, "s3://models/a", deployment_mode="Standard", api_client=runner, timeout_seconds=30)
     status = core.deploy(name, NS, "s3://models/b", deployment_mode="Standard", api_client=runner, timeout_seconds=30)
@@ -100,7 +106,7 @@ def test_pipeline_runner_standard_canary_detection_without_crd_access(cluster, r
 def test_pipeline_runner_through_a_kubeconfig_file(cluster, controller):
     token = cluster.service_account_token(NS, "pipeline-runner")
     kubeconfig = cluster.kubeconfig_path(token=token, user_name="pipeline-runner", namespace=NS)
-    api = core.load_api_client(str(kubeconfig))
+    api = kclient.load_api_client(str(kubeconfig))
     name = f"rbac-{secrets.token_hex(3)}"
     assert core.deploy(name, NS, "s3://models/a", api_client=api, timeout_seconds=30).ready
 
@@ -111,7 +117,7 @@ def test_pipeline_runner_is_denied_everything_else(cluster, runner, kube_apiserv
     other = kube_apiserver.create_namespace("other")
     name = f"rbac-{secrets.token_hex(3)}"
     with kube_apiserver.api_client() as admin:
-        body = core.render_inference_service(name, NS, "s3://models/a")
+        body = kmanifest.render_inference_service(name, NS, "s3://models/a")
         client.CustomObjectsApi(admin).create_namespaced_custom_object(
             "serving.kserve.io", "v1beta1", NS, "inferenceservices", body
         )
@@ -153,7 +159,7 @@ def test_pipeline_runner_is_denied_everything_else(cluster, runner, kube_apiserv
     with pytest.raises(DeployError, match="HTTP 403"):
         core.deploy(name, other, "s3://models/a", api_client=runner, timeout_seconds=5)
     with pytest.raises(DeployError, match="HTTP 403"):
-        core.rollback(name, other, api_client=runner, timeout_seconds=5)
+        rollback_core.rollback(name, other, api_client=runner, timeout_seconds=5)
 
 
 def test_in_cluster_configuration_with_the_pods_token(cluster, controller, tmp_path, monkeypatch):
@@ -168,7 +174,7 @@ def test_in_cluster_configuration_with_the_pods_token(cluster, controller, tmp_p
     monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca_file))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
-    api = core.load_api_client()
+    api = kclient.load_api_client()
     assert api.configuration.host == cluster.server
     name = f"rbac-{secrets.token_hex(3)}"
     assert core.deploy(name, NS, "s3://models/a", api_client=api, timeout_seconds=30).action == "created"

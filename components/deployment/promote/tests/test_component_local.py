@@ -8,8 +8,9 @@ from kfp.dsl import Artifact
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.deployment.deploy import core
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.kserve import client as kclient
 from kfp_tabular.components.deployment.promote.component import promote_model
+from tests.support.fake_kserve import FakeKServeController
 
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
 
@@ -43,7 +44,7 @@ def test_promote_component_moves_all_traffic(local_runner, kube_apiserver):
         assert status["storage_uri"] == "s3://models/b"
         assert status["traffic"] == [{"latestRevision": True, "percent": 100, "revisionName": "churn-predictor-00002"}]
         assert task.outputs["status"].metadata["action"] == "promoted"
-        obj = core._get(api, namespace, "churn")
+        obj = kclient.get(api, namespace, "churn")
         assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
 
         again = promote_model(isvc_name="churn", namespace=namespace, kubeconfig_path=kubeconfig, timeout_seconds=60)

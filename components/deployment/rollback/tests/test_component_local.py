@@ -8,8 +8,9 @@ from kfp.dsl import Artifact
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.deployment.deploy import core
-from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+from kfp_tabular.components.deployment.kserve import client as kclient
 from kfp_tabular.components.deployment.rollback.component import rollback_model
+from tests.support.fake_kserve import FakeKServeController
 
 pytestmark = pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
 
@@ -33,7 +34,7 @@ def test_rollback_component_returns_to_the_previous_model(local_runner, kube_api
         core.deploy("churn", namespace, "s3://models/a", api_client=api, timeout_seconds=30)
         with pytest.raises(RuntimeError):  # nothing to roll back to yet: the task fails and changes nothing
             rollback_model(isvc_name="churn", namespace=namespace, kubeconfig_path=kubeconfig, timeout_seconds=5)
-        assert core._get(api, namespace, "churn")["metadata"]["generation"] == 1
+        assert kclient.get(api, namespace, "churn")["metadata"]["generation"] == 1
         core.deploy("churn", namespace, "s3://models/b", canary_traffic_percent=10, api_client=api, timeout_seconds=30)
 
         task = rollback_model(isvc_name="churn", namespace=namespace, kubeconfig_path=kubeconfig, timeout_seconds=60)
@@ -42,7 +43,7 @@ def test_rollback_component_returns_to_the_previous_model(local_runner, kube_api
         assert status["storage_uri"] == "s3://models/a"
         served = {t["revisionName"]: t["percent"] for t in status["traffic"]}
         assert served == {"churn-predictor-00003": 0, "churn-predictor-00001": 100}
-        obj = core._get(api, namespace, "churn")
+        obj = kclient.get(api, namespace, "churn")
         assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
         assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://models/a"
 

@@ -52,8 +52,8 @@ def test_local_notebook_runs_the_pipeline(tmp_path):
 @pytest.mark.cluster
 @pytest.mark.parametrize("rollback", [False, True], ids=["promote", "rollback"])
 def test_cluster_notebook_rolls_out_a_canary(kube_apiserver, tmp_path, rollback):
-    from kfp_tabular.components.deployment.deploy import core
-    from kfp_tabular.components.deployment.deploy.tests.fake_kserve import FakeKServeController
+    from kfp_tabular.components.deployment.kserve import status as kstatus
+    from tests.support.fake_kserve import FakeKServeController
 
     namespace = kube_apiserver.create_namespace("notebook")
     env = {
@@ -71,7 +71,7 @@ def test_cluster_notebook_rolls_out_a_canary(kube_apiserver, tmp_path, rollback)
         with FakeKServeController(admin, [namespace]) as controller:
             notebook = execute("cluster_run.ipynb", tmp_path, env)
         assert not controller.errors, controller.errors
-        status = core.get_status("churn-classifier", namespace, api_client=admin).as_dict()
+        status = kstatus.get_status("churn-classifier", namespace, api_client=admin).as_dict()
     text = text_of(notebook)
     assert "compiled" in text and "KFP_HOST is not set" in text
     assert " 20% -> " in text and " 80% -> " in text  # the canary split the notebook printed
