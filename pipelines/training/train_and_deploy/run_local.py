@@ -134,14 +134,16 @@ class _ErrorTap(io.TextIOBase):
 def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -> str:
     """Why the production model cannot be this data's baseline ("" when it can).
 
-    A baseline must score the same eval data: same label, and every feature it was trained on present.
+    A baseline must score the same eval data: same label, and every feature it was trained on present. The
+    data's columns come from its header alone (a CSV's first line, a Parquet schema): ingest reads the data.
     """
-    from kfp_tabular.components.data_processing.ingest.core import read_table
+    from kfp_tabular.components.common.model_dir import METADATA_FILE
+    from kfp_tabular.components.data_processing.ingest.core import read_columns
 
-    metadata = _read_json(Path(entry["model_dir"]) / "metadata.json")
+    metadata = _read_json(Path(entry["model_dir"]) / METADATA_FILE)
     if metadata.get("label_column") != label_column:
         return f"it predicts {metadata.get('label_column')!r}, this run {label_column!r}"
-    columns = set(read_table(data_uri).columns)
+    columns = set(read_columns(data_uri))
     missing = [name for name in metadata.get("feature_order", []) if name not in columns]
     if missing:
         return f"{data_uri} lacks its feature(s) {', '.join(missing)}"

@@ -1,0 +1,72 @@
+"""run_local's choice of a baseline: from the production model's metadata and the data's header alone."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from kfp_tabular.components.common.errors import DataError
+from kfp_tabular.components.data_processing.ingest.core import read_table
+from kfp_tabular.pipelines.training.train_and_deploy.run_local import baseline_mismatch
+
+FEATURES = ["tenure", "plan"]
+
+
+@pytest.fixture()
+def production(tmp_path):
+    """A production entry whose model predicts 'churned' from tenure and plan."""
+    model_dir = tmp_path / "production" / "run-1" / "model"
+    model_dir.mkdir(parents=True)
+    metadata = {"label_column": "churned", "feature_order": FEATURES}
+    (model_dir / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    return {"run": "run-1", "model_dir": str(model_dir)}
+
+
+def write_csv(path, header: str, body: bytes | None = None) -> str:
+    """Write a CSV (gzip for .gz) with ``header`` and ``body`` (default: one row of as many fields)."""
+    body = (",".join("1" for _ in header.split(",")) + "\n").encode() if body is None else body
+    data = header.encode() + b"\n" + body
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "header, label, expected",
+    [
+        ("tenure,plan,churned", "churned", ""),
+        ("plan,extra,tenure,churned", "churned", ""),
+        ("tenure,churned", "churned", "lacks its feature(s) plan"),
+        ("tenure,plan,churned", "upgraded", "it predicts 'churned', this run 'upgraded'"),
+    ],
+)
+def test_the_production_model_is_a_baseline_only_for_data_it_can_score(production, tmp_path, header, label, expected):
+    reason = baseline_mismatch(production, write_csv(tmp_path / "data.csv", header), label)
+    assert reason == expected if not expected else expected in reason
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+def test_only_the_csv_header_is_read(production, tmp_path, name):
+    """The body is not CSV at all: reading the whole file (read_table) fails, the header alone answers."""
+    body = b"\xff\xfe not, a, row, of, this, table\n" * 50_000 + b"1,2,3,4,5,6,7,8\n"
+    source = write_csv(tmp_path / name, "tenure,plan,churned", body)
+    with pytest.raises(DataError):
+        read_table(source)
+    assert baseline_mismatch(production, source, "churned") == ""
+
+
+def test_only_the_parquet_schema_is_read(production, tmp_path, monkeypatch):
+    """Parquet: the columns come from the footer; the row groups are never read."""
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame({"tenure": range(1000), "plan": ["a"] * 1000, "churned": [0, 1] * 500})
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("the rows were read")
+
+    monkeypatch.setattr(pq.ParquetFile, "read", no_rows)
+    monkeypatch.setattr(pq, "read_table", no_rows)
+    assert baseline_mismatch(production, str(tmp_path / "data.parquet"), "churned") == ""
+    with pytest.raises(AssertionError, match="the rows were read"):
+        read_table(str(tmp_path / "data.parquet"))
