@@ -137,3 +137,12 @@ def test_component_spec_and_import_hygiene():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_component_parameters_are_the_request_fields():
+    """Same names and defaults, and each field's one description reaches the component spec (the KFP UI)."""
+    from kfp_tabular.components.data_processing.ingest.component import ingest as component
+    from kfp_tabular.components.data_processing.ingest.request import IngestRequest
+    from tests.support.requests import component_request_differences
+
+    assert component_request_differences(component, IngestRequest) == []

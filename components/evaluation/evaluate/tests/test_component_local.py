@@ -125,3 +125,12 @@ def test_evaluate_python_func_regression_thresholds(trained, churn, tmp_path):
     blessed, reason = evaluate.python_func(label_column="monthly_charges", thresholds={"r2": 0.5}, **arts)
     assert blessed is True and reason.startswith("r2 ")
     assert "rmse" in arts["metrics"].metadata and "confusionMatrix" not in arts["classification_metrics"].metadata
+
+
+def test_the_component_parameters_are_the_request_fields():
+    """Same names and defaults, and each field's one description reaches the component spec (the KFP UI)."""
+    from kfp_tabular.components.evaluation.evaluate.component import evaluate as component
+    from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
+    from tests.support.requests import component_request_differences
+
+    assert component_request_differences(component, EvaluateRequest) == []

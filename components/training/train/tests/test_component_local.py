@@ -94,3 +94,12 @@ def test_train_python_func_without_source_metadata_records_no_source(churn, tmp_
     assert model.metadata["classes"] == [0, 1]
     assert (tmp_path / "model" / "model.joblib").is_file()
     assert set(metrics.metadata) == {"rows", "accuracy", "log_loss", "roc_auc"}
+
+
+def test_the_component_parameters_are_the_request_fields():
+    """Same names and defaults, and each field's one description reaches the component spec (the KFP UI)."""
+    from kfp_tabular.components.training.train.component import train as component
+    from kfp_tabular.components.training.train.request import TrainRequest
+    from tests.support.requests import component_request_differences
+
+    assert component_request_differences(component, TrainRequest) == []
