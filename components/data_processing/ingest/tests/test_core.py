@@ -594,13 +594,15 @@ def test_failure_keeps_existing_outputs(tmp_path, churn_csv):
     assert sorted(p.name for p in out.iterdir()) == ["eval", "train"]
 
 
-def test_failing_parquet_write_is_a_data_error_and_leaves_nothing(tmp_path):
-    # An object column mixing bytes and ints cannot become an Arrow column.
-    frame = pd.DataFrame({"mixed": [b"x", 1] * 5, "churned": [0, 1] * 5})
-    from kfp_tabular.components.data_processing.ingest import core
+def test_failing_parquet_write_is_a_data_error_and_leaves_nothing(tmp_path, churn_csv, monkeypatch):
+    import pyarrow as pa
 
-    with pytest.raises(DataError, match="^source: the table cannot be stored as Parquet"):
-        core._write_pair("source", frame, str(tmp_path / "out" / "train"), frame, str(tmp_path / "out" / "eval"))
+    def refuse(frame, *args, **kwargs):
+        raise pa.ArrowInvalid("cannot mix bytes and int in one column")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", refuse)
+    with pytest.raises(DataError, match=f"^{churn_csv}: the table cannot be stored as Parquet: cannot mix"):
+        run(churn_csv, tmp_path / "out")
     assert written(tmp_path / "out") == []
 
 
