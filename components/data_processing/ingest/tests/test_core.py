@@ -657,16 +657,10 @@ S3_ENV = {
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
+def s3_endpoint(moto_s3):
+    """moto's S3 server on loopback (``moto_s3`` from tests/support/s3.py, registered by tests/plugin.py)."""
     pytest.importorskip("s3fs")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    return moto_s3
 
 
 @pytest.fixture()
