@@ -22,12 +22,12 @@ def cli(*args, timeout=300):
 @pytest.mark.parametrize(
     "param, message",
     [
-        ("estimator=xgboost", "estimator: expected one of logistic_regression, hist_gradient_boosting, random_forest"),
+        ("estimator=xgboost", "estimator: unknown estimator 'xgboost'; valid: logistic_regression, hist_gradient_boosting"),
         ('thresholds={"auc": 0.7}', "thresholds: unknown metric 'auc'"),
         ('thresholds={"roc_auc": 1.5}', "bound for 'roc_auc' must lie in [0.0, 1.0]"),
-        ("deploy_action=deploy", "deploy_action: expected one of render, apply, got 'deploy'"),
+        ("deploy_action=deploy", "deploy_action: expected 'render' or 'apply', got 'deploy'"),
         ("canary_traffic_percent=150", "canary_traffic_percent: expected an integer from 0 to 100"),
-        ("eval_fraction=1.5", "eval_fraction: expected a number between 0 and 1"),
+        ("eval_fraction=1.5", "eval_fraction: expected a number strictly between 0 and 1"),
         ("bogus=1", "unknown pipeline parameter(s) bogus; parameters: data_uri, label_column"),
     ],
 )
@@ -41,9 +41,16 @@ def test_run_local_refuses_bad_parameters_before_running_anything(tmp_path, para
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_submit_checks_parameters_before_connecting():
-    out = cli("submit", "--host", "http://127.0.0.1:9", "--param", "estimator=xgboost")
-    assert out.returncode == 2 and "estimator: expected one of" in out.stderr
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (["data_uri=s3://b/churn.csv", "estimator=xgboost"], "estimator: unknown estimator 'xgboost'"),
+        (["estimator=logistic_regression"], "data_uri: required, not given"),
+    ],
+)
+def test_submit_checks_parameters_before_connecting(params, message):
+    out = cli("submit", "--host", "http://127.0.0.1:9", *(arg for p in params for arg in ("--param", p)))
+    assert out.returncode == 2 and message in out.stderr
     assert "Traceback" not in out.stderr
 
 

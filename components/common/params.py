@@ -18,11 +18,13 @@ import re
 import textwrap
 from typing import Any, Callable
 
+from kfp_tabular.components.common.errors import ConfigError
+
 _HELP = "help"
 
 
 def param(help: str, default: Any = dataclasses.MISSING) -> Any:
-    """A request field with its one description (mutable defaults are copied per instance)."""
+    """Declare a request field with its one description (mutable defaults are copied per instance)."""
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={_HELP: help})
     return dataclasses.field(default=default, metadata={_HELP: help})
@@ -45,15 +47,34 @@ def build(request_cls: type, values: dict[str, Any], rename: dict[str, str] | No
         request_cls: The request dataclass.
         values: Parameters, e.g. a pipeline run's arguments; entries that are not fields are ignored.
         rename: Name in ``values`` -> field name, for parameters a pipeline names differently.
+
+    Raises:
+        ConfigError: A required field is not given, or the request's own check fails (naming the field).
     """
     rename = rename or {}
-    names = {f.name for f in dataclasses.fields(request_cls) if f.init}
-    kwargs = {rename.get(key, key): value for key, value in values.items() if rename.get(key, key) in names}
-    return request_cls(**kwargs)
+    fields = [f for f in dataclasses.fields(request_cls) if f.init]
+    kwargs = {
+        rename.get(key, key): value for key, value in values.items() if rename.get(key, key) in {f.name for f in fields}
+    }
+    required = dataclasses.MISSING
+    missing = [
+        f.name for f in fields if f.name not in kwargs and f.default is required and f.default_factory is required
+    ]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: required, not given")
+    try:
+        return request_cls(**kwargs)
+    except ConfigError as exc:
+        # Name the parameter as the caller named it (a pipeline's deploy_action is the deploy step's action).
+        field, sep, rest = str(exc).partition(":")
+        caller_name = {target: name for name, target in rename.items()}.get(field)
+        if sep and caller_name:
+            raise ConfigError(f"{caller_name}:{rest}") from exc
+        raise
 
 
 def document(*request_classes: type, rename: dict[str, str] | None = None) -> Callable:
-    """Decorator: add the description of each parameter the function shares with the requests to its Args.
+    """Add the description of each parameter the function shares with the requests to its Args (a decorator).
 
     Apply it below ``@dsl.component``/``@dsl.pipeline`` so KFP reads the completed docstring. Parameters the
     docstring already describes (the artifacts) keep their text.
@@ -84,9 +105,7 @@ def document(*request_classes: type, rename: dict[str, str] | None = None) -> Ca
             text = helps.get(rename.get(name, name))
             if text is None or name in described:
                 continue
-            added += textwrap.wrap(
-                f"{name}: {text}", width=112, initial_indent="    ", subsequent_indent="        "
-            )
+            added += textwrap.wrap(f"{name}: {text}", width=112, initial_indent="    ", subsequent_indent="        ")
         func.__doc__ = "\n".join(lines[:end] + added + lines[end:]) + "\n"
         return func
 

@@ -7,11 +7,13 @@ step reads it and changes nothing unless the model is blessed. Pure steps are ca
 
 from kfp import dsl, kubernetes
 
+from kfp_tabular.components.common.params import document
 from kfp_tabular.components.data_processing.ingest.component import ingest
 from kfp_tabular.components.data_processing.validate.component import validate_data
 from kfp_tabular.components.deployment.deploy.component import deploy_model
 from kfp_tabular.components.evaluation.evaluate.component import evaluate
 from kfp_tabular.components.training.train.component import train
+from kfp_tabular.pipelines.training.train_and_deploy.parameters import DEPLOY_RENAME, request_classes
 
 PIPELINE_NAME = "kfp-tabular-train-and-deploy"
 
@@ -65,6 +67,7 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         description="Ingest tabular data, validate it with TFDV, train a scikit-learn model, gate it on metrics "
         "against thresholds and the production model, and deploy it to KServe as a canary.",
     )
+    @document(*request_classes(), rename=DEPLOY_RENAME)
     def train_and_deploy(
         data_uri: str,
         label_column: str = "churned",
@@ -97,38 +100,11 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
     ):
         """Train, gate and deploy a tabular model.
 
+        Every other parameter is described once, by the request of the step that takes it (``request.py``
+        beside each component's core); ``document`` adds those descriptions here for the KFP UI.
+
         Args:
-            data_uri: CSV or Parquet file (local path, file://, https://, gs://, s3://).
-            label_column: Name of the label column.
-            eval_fraction: Share of rows held out for evaluation (stratified for classification).
-            seed: Seed of the split and the estimator.
-            task: "classification", "regression" or "auto" (inferred from the label).
-            schema_uri: Curated TFDV schema (pbtxt) under version control; empty infers one from the train split.
-            baseline_statistics_uri: TFDV statistics of the production training data, for drift; empty compares
-                eval with train.
-            numeric_drift_threshold: Jensen-Shannon divergence above which a numeric feature has drifted.
-            categorical_drift_threshold: L-infinity distance above which a categorical feature has drifted.
-            fail_on_anomalies: Fail the run on anomalies or drift (false: report them and go on).
-            statistics_backend: "dataframe" (one machine) or "beam" (Apache Beam, see beam_pipeline_args).
-            beam_pipeline_args: Beam options for the statistics step, e.g. ["--runner=DataflowRunner", ...].
-            estimator: "hist_gradient_boosting", "logistic_regression" or "random_forest".
-            hyperparameters: Keyword arguments for the estimator.
-            thresholds: Metric bounds the model must meet to be blessed; metrics of the other task are skipped, so
-                the default (AUC >= 0.7 for classification, R2 >= 0 for regression) fits either.
-            baseline_model_uri: Model directory of the production model; the candidate must not be worse.
-            tolerance: How much worse than the baseline (absolute) the candidate may be.
-            isvc_name: Name of the KServe InferenceService.
-            namespace: Namespace of the InferenceService.
-            deploy_action: "render" writes the InferenceService manifest only; "apply" rolls it out.
-            canary_traffic_percent: Share of traffic the new model gets until promoted.
-            deployment_mode: "Knative" (canaryTrafficPercent) or "Standard" (spec.canary where supported).
-            storage_uri: Where KServe reads the model; empty derives it from the model artifact's URI.
-            publish_uri: Publish a blessed model under this s3:// (MinIO) or pvc:// prefix and serve it from there
-                (pvc:// needs the pipeline compiled with a model-store PVC, see build_pipeline).
-            s3_endpoint_url: S3-compatible endpoint (MinIO) for publishing, e.g. http://minio-service.kubeflow:9000.
-            service_account_name: ServiceAccount of the predictor (storage credentials).
-            kubeconfig_path: Kubeconfig for the deploy step; empty uses the in-cluster configuration.
-            deploy_timeout_seconds: How long to wait for the new revision before rolling back.
+            seed: Seed of the split and of the estimator.
         """
         ingest_task = ingest(
             data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task

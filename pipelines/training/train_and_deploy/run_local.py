@@ -36,11 +36,16 @@ def curated_schema_path() -> str:
     return path()
 
 
+def default_data_path(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
+    """Return where :func:`default_data` keeps the bundled default dataset."""
+    return Path(output_dir) / "data" / f"churn-{variant}-{rows}-{seed}.csv"
+
+
 def default_data(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
     """Generate the bundled default dataset once (it is deterministic) and return its path."""
     from kfp_tabular.components.data_processing.synthetic_data import core
 
-    path = output_dir / "data" / f"churn-{variant}-{rows}-{seed}.csv"
+    path = default_data_path(output_dir, rows, seed, variant)
     if not path.exists():
         core.write(core.generate(rows, seed, variant), path)
     return path
@@ -215,14 +220,17 @@ def run_local(
     from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
     from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
 
-    check_parameters({**parameters, **({"data_uri": data_uri} if data_uri else {})})
     output_dir = Path(output_dir).resolve()
-    runs_root = output_dir / "runs"
-    runs_root.mkdir(parents=True, exist_ok=True)
-    if data_uri is None:
-        data_uri = str(default_data(output_dir, rows, seed))
+    bundled = data_uri is None
+    if bundled:
+        data_uri = str(default_data_path(output_dir, rows, seed))
         parameters.setdefault("schema_uri", curated_schema_path())
     parameters.setdefault("seed", seed)
+    check_parameters({**parameters, "data_uri": data_uri})
+    runs_root = output_dir / "runs"
+    runs_root.mkdir(parents=True, exist_ok=True)
+    if bundled:
+        default_data(output_dir, rows, seed)
     registry = ProductionRegistry(output_dir)
     baseline = registry.current() if use_production_baseline else None
     skipped = ""
