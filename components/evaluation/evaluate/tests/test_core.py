@@ -375,21 +375,23 @@ def test_blessing_json_has_exactly_the_contract_fields(trained, churn, tmp_path)
     assert blessings.read(tmp_path / "blessing.json").mismatch(sha256_file(trained["logistic"] / "model.joblib")) == ""
 
 
-def test_eval_data_problems_are_data_errors(trained, churn, tmp_path):
-    with pytest.raises(DataError, match="Parquet file not found"):
-        run(trained["logistic"], tmp_path / "none.parquet", tmp_path)
-    churn.eval_frame.drop(columns=["region"]).to_parquet(tmp_path / "noregion.parquet", index=False)
-    with pytest.raises(DataError, match="'region'") as info:
-        run(trained["logistic"], tmp_path / "noregion.parquet", tmp_path)
-    assert "noregion.parquet" in str(info.value)
-    with pytest.raises(DataError, match="label column 'nope' not found"):
-        run(trained["logistic"], churn.eval, tmp_path, label="nope")
-    churn.eval_frame.assign(churned=2).to_parquet(tmp_path / "unknown.parquet", index=False)
-    with pytest.raises(DataError, match="value\\(s\\) 2 the model was not trained on"):
-        run(trained["logistic"], tmp_path / "unknown.parquet", tmp_path)
-    churn.eval_frame.head(0).to_parquet(tmp_path / "empty.parquet", index=False)
-    with pytest.raises(DataError, match="no rows"):
-        run(trained["logistic"], tmp_path / "empty.parquet", tmp_path)
+@pytest.mark.parametrize(
+    "change, label, match",
+    [
+        (None, LABEL, "Parquet file not found"),
+        (lambda frame: frame.drop(columns=["region"]), LABEL, "missing feature column\\(s\\) 'region'"),
+        (lambda frame: frame, "nope", "label column 'nope' not found"),
+        (lambda frame: frame.assign(churned=2), LABEL, "value\\(s\\) 2 the model was not trained on"),
+        (lambda frame: frame.head(0), LABEL, "the eval dataset has no rows"),
+    ],
+)
+def test_eval_data_problems_are_data_errors_naming_the_file(trained, churn, tmp_path, change, label, match):
+    data = tmp_path / "eval.parquet"
+    if change is not None:
+        change(churn.eval_frame).to_parquet(data, index=False)
+    with pytest.raises(DataError, match=match) as info:
+        run(trained["logistic"], data, tmp_path, label=label)
+    assert str(data) in str(info.value)
     assert not (tmp_path / "blessing.json").exists()
 
 
