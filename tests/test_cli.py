@@ -22,7 +22,7 @@ def cli(*args, timeout=300):
 @pytest.mark.parametrize(
     "param, message",
     [
-        ("estimator=xgboost", "estimator: unknown estimator 'xgboost'; valid: logistic_regression, hist_gradient_boosting"),
+        ("estimator=xgboost", "estimator: unknown estimator 'xgboost'; valid: logistic_regression"),
         ('thresholds={"auc": 0.7}', "thresholds: unknown metric 'auc'"),
         ('thresholds={"roc_auc": 1.5}', "bound for 'roc_auc' must lie in [0.0, 1.0]"),
         ("deploy_action=deploy", "deploy_action: expected 'render' or 'apply', got 'deploy'"),

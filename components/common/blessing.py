@@ -50,11 +50,11 @@ class Blessing:
         return "not blessed: " + ("; ".join(self.reasons) if self.reasons else "the evaluator gave no reason")
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form."""
+        """Return the JSON form."""
         return dataclasses.asdict(self)
 
     def mismatch(self, model_sha256: str) -> str:
-        """"" when this blessing is about the model whose file hashes to ``model_sha256``, else why not."""
+        """Say why this blessing is not about the model whose file hashes to ``model_sha256`` ("" when it is)."""
         if self.model_sha256 == model_sha256:
             return ""
         return (

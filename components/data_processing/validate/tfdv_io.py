@@ -10,6 +10,7 @@ import os
 
 from kfp_tabular.components.common.artifacts import atomic_path
 from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.common.tfdv_schema import parse_schema
 
 
 def tfdv():
@@ -77,19 +78,12 @@ def load_statistics(uri: str, what: str = "statistics"):
 
 def read_schema(uri: str):
     """Return ``(text, schema)`` of a curated schema: the text is passed on byte for byte, comments included."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     data = read_bytes(uri, "schema_uri")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"schema {uri!r}: expected a UTF-8 text proto (pbtxt), got binary data") from exc
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(text, schema)
-    except text_format.ParseError as exc:
-        raise DataError(f"schema {uri!r}: expected a TFDV Schema in text format (pbtxt): {exc}") from exc
+    schema = parse_schema(text, f"schema {uri!r}")
     if not schema.feature:
         raise DataError(f"schema {uri!r}: the schema defines no features")
     return text, schema

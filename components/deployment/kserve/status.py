@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
+from kfp_tabular.components.common.artifacts import write_json
 from kfp_tabular.components.common.errors import DeployError
-from kfp_tabular.components.deployment.kserve.client import load_api_client, require
+from kfp_tabular.components.deployment.kserve.client import api_session, load_api_client, require
 from kfp_tabular.components.deployment.kserve.isvc import (
     KNATIVE,
     PREVIOUS_URI_ANNOTATION,
@@ -23,7 +24,7 @@ from kfp_tabular.components.deployment.kserve.isvc import (
     rollout_state,
 )
 from kfp_tabular.components.deployment.kserve.readiness import current_expectation
-from kfp_tabular.components.deployment.kserve.request import check_name, check_namespace
+from kfp_tabular.components.deployment.kserve.request import TargetRequest, check_name, check_namespace
 from kfp_tabular.components.deployment.kserve.wait import wait_for
 
 
@@ -149,3 +150,14 @@ def confirm_unchanged(api_client: Any, obj: dict, timeout_seconds: float, note: 
     if not waited.ok:
         raise DeployError(f"{note}, but InferenceService {ns_name(obj)} is not ready: {waited.message}")
     return status_from_object(waited.obj or obj, "unchanged", note)
+
+
+def act_on_target(
+    action: Callable[..., DeployStatus], request: TargetRequest, status_path: str, api_client: Any = None
+) -> dict:
+    """Run ``action`` (promote or rollback) on the request's InferenceService; write and return its status JSON."""
+    with api_session(request.kubeconfig_path, api_client) as api:
+        status = action(request.isvc_name, request.namespace, api_client=api, timeout_seconds=request.timeout_seconds)
+    result = status.as_dict()
+    write_json(status_path, result)
+    return result

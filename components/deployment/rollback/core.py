@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfp_tabular.components.common import artifacts
 from kfp_tabular.components.common.errors import ConfigError, DeployError
-from kfp_tabular.components.deployment.kserve.client import api_session, load_api_client, require
+from kfp_tabular.components.deployment.kserve.client import load_api_client, require
 from kfp_tabular.components.deployment.kserve.isvc import STATE_ROLLED_BACK, rollout_state
 from kfp_tabular.components.deployment.kserve.request import TargetRequest
 from kfp_tabular.components.deployment.kserve.rollback import apply_rollback
-from kfp_tabular.components.deployment.kserve.status import DeployStatus, confirm_unchanged, status_from_object
+from kfp_tabular.components.deployment.kserve.status import (
+    DeployStatus,
+    act_on_target,
+    confirm_unchanged,
+    status_from_object,
+)
 
 
 def rollback(name: str, namespace: str, api_client: Any = None, timeout_seconds: float = 600) -> DeployStatus:
@@ -44,8 +48,4 @@ def rollback(name: str, namespace: str, api_client: Any = None, timeout_seconds:
 
 def rollback_action(request: TargetRequest, status_path: str, api_client: Any = None) -> dict:
     """Run the rollback component's logic and write the resulting status JSON; return it."""
-    with api_session(request.kubeconfig_path, api_client) as api:
-        status = rollback(request.isvc_name, request.namespace, api_client=api, timeout_seconds=request.timeout_seconds)
-    result = status.as_dict()
-    artifacts.write_json(status_path, result)
-    return result
+    return act_on_target(rollback, request, status_path, api_client)

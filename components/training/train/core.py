@@ -35,6 +35,7 @@ from typing import Any
 from kfp_tabular.components.common.artifacts import atomic_path, read_parquet, sha256_file
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.common.model_dir import METADATA_FILE, MODEL_FILE
+from kfp_tabular.components.common.tfdv_schema import parse_schema
 from kfp_tabular.components.training.train.request import ESTIMATORS, TASKS, TrainRequest  # noqa: F401 (named here)
 
 logger = logging.getLogger(__name__)
@@ -96,21 +97,13 @@ def read_schema(schema_path: str | os.PathLike):
     Raises:
         DataError: The file is missing, unreadable or not a Schema text proto.
     """
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     try:
         text = Path(schema_path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise DataError(f"{schema_path}: TFDV schema file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{schema_path}: could not read the TFDV schema as UTF-8 text ({exc})") from exc
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(text, schema)
-    except text_format.ParseError as exc:
-        raise DataError(f"{schema_path}: expected a TFDV Schema in protobuf text format (pbtxt): {exc}") from exc
-    return schema
+    return parse_schema(text, str(schema_path))
 
 
 def schema_features(schema_path: str | os.PathLike, label_column: str) -> list[FeatureSpec]:
