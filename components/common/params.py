@@ -110,3 +110,10 @@ def document(*request_classes: type, rename: dict[str, str] | None = None) -> Ca
         return func
 
     return decorate
+
+
+def check_seed(value: Any, field: str = "seed") -> int:
+    """Check a random seed: an integer from 0 to 2**32 - 1 (what numpy and scikit-learn accept)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(f"{field}: expected an integer between 0 and 2**32 - 1, got {value!r}")
+    return value

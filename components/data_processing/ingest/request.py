@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from kfp_tabular.components.common.errors import ConfigError
-from kfp_tabular.components.common.params import param
+from kfp_tabular.components.common.params import check_seed, param
 
 #: The tasks ingest can be asked for; ``auto`` decides from the label's type and values.
 TASKS = ("auto", "classification", "regression")
@@ -40,7 +40,6 @@ class IngestRequest:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise ConfigError(f"eval_fraction: expected a number strictly between 0 and 1, got {fraction!r}")
         object.__setattr__(self, "eval_fraction", float(fraction))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed: expected an integer between 0 and 2**32 - 1, got {self.seed!r}")
+        check_seed(self.seed)
         if self.task not in TASKS:
             raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")

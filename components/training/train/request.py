@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from kfp_tabular.components.common.errors import ConfigError
-from kfp_tabular.components.common.params import param
+from kfp_tabular.components.common.params import check_seed, param
 
 ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
 TASKS = ("auto", "classification", "regression")
@@ -50,5 +50,4 @@ class TrainRequest:
         if not all(isinstance(name, str) for name in hyperparameters):
             raise ConfigError(f"hyperparameters: expected names as strings, got {sorted(map(repr, hyperparameters))}")
         object.__setattr__(self, "hyperparameters", dict(hyperparameters))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed: expected an integer between 0 and 2**32 - 1, got {self.seed!r}")
+        check_seed(self.seed)
