@@ -68,6 +68,7 @@ class RunSummary:
     baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
     baseline_skipped: str = ""
     promoted_to: str = ""
+    decisions: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -177,6 +178,14 @@ def _collect(summary: RunSummary, run_dir: Path) -> None:
         for artifact in sorted(task_dir.iterdir()):
             if artifact.name != "executor_output.json":
                 summary.artifacts[f"{task_dir.name}/{artifact.name}"] = str(artifact)
+    from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata
+
+    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        for output in _executor_output(task_dir).get("artifacts", {}).values():
+            for artifact in output.get("artifacts", []):
+                for decision in from_metadata(artifact.get("metadata", {}).get(METADATA_KEY)):
+                    if decision.as_dict() not in summary.decisions:
+                        summary.decisions.append(decision.as_dict())
     ingest_out = _executor_output(run_dir / "ingest")
     for artifact in ingest_out.get("artifacts", {}).get("metrics", {}).get("artifacts", []):
         summary.rows.update(artifact.get("metadata", {}))
@@ -287,6 +296,11 @@ def format_summary(summary: RunSummary) -> str:
     if summary.rows:
         keys = ("rows", "train_rows", "eval_rows", "columns", "positive_rate")
         lines.append("rows: " + ", ".join(f"{k}={summary.rows[k]}" for k in keys if k in summary.rows))
+    if summary.decisions:
+        from kfp_tabular.components.common.decisions import from_metadata
+
+        lines += ["", "decisions taken for you (override them with the pipeline's parameters):"]
+        lines += [f"  - {decision.line()}" for decision in from_metadata(summary.decisions)]
     if summary.anomalies_report:
         lines += ["", "validation (TFDV):", summary.anomalies_report.strip()]
     if summary.metrics:
