@@ -174,13 +174,12 @@ def _executor_output(task_dir: Path) -> dict[str, Any]:
 
 def _collect(summary: RunSummary, run_dir: Path) -> None:
     """Fill the summary from the files of a run directory (complete or failed)."""
+    from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata
+
     for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         for artifact in sorted(task_dir.iterdir()):
             if artifact.name != "executor_output.json":
                 summary.artifacts[f"{task_dir.name}/{artifact.name}"] = str(artifact)
-    from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata
-
-    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         for output in _executor_output(task_dir).get("artifacts", {}).values():
             for artifact in output.get("artifacts", []):
                 for decision in from_metadata(artifact.get("metadata", {}).get(METADATA_KEY)):
