@@ -21,15 +21,24 @@ def ingest(
     eval_fraction: float = 0.2,
     seed: int = 42,
     task: str = "auto",
+    drop_columns: list = [],
+    id_columns: list = [],
+    text_columns: list = [],
+    datetime_columns: list = [],
+    categorical_columns: list = [],
+    positive_class: str = "",
+    min_rows: int = 50,
 ) -> NamedTuple("Outputs", [("task", str), ("rows", int)]):
-    """Read a CSV or Parquet table, check the label, and write a seeded train/eval split as Parquet.
+    """Read a CSV or Parquet table, decide the columns' roles and the label's task, and write a seeded split.
 
-    The split is stratified by the label for classification. Both splits are written or neither is.
+    The split is stratified by the label for classification. Both splits are written or neither is. Each
+    decision taken for the user (a column dropped or expanded, the task, the positive class) is in both
+    Datasets' metadata under ``decisions``.
 
     Args:
-        train_data: The train split, one Parquet file.
+        train_data: The train split, one Parquet file (the feature columns ingest kept, and the label).
         eval_data: The eval split, one Parquet file.
-        metrics: Row and column counts, and the positive rate of a binary label.
+        metrics: Row and column counts, the positive rate of a binary label, and the number of decisions.
 
     Returns:
         task: The resolved task, ``classification`` or ``regression``.
@@ -37,14 +46,29 @@ def ingest(
     """
     from collections import namedtuple
 
+    from kfp_tabular.components.common.decisions import METADATA_KEY, to_metadata
     from kfp_tabular.components.data_processing.ingest.core import ingest as run_ingest
     from kfp_tabular.components.data_processing.ingest.request import IngestRequest
 
     request = IngestRequest(
-        data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task
+        data_uri=data_uri,
+        label_column=label_column,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        task=task,
+        drop_columns=drop_columns,
+        id_columns=id_columns,
+        text_columns=text_columns,
+        datetime_columns=datetime_columns,
+        categorical_columns=categorical_columns,
+        positive_class=positive_class,
+        min_rows=min_rows,
     )
     result = run_ingest(request, train_path=train_data.path, eval_path=eval_data.path)
     shared = {
+        METADATA_KEY: to_metadata(result.decisions),
+        "positive_class": result.positive_class,
+        "source_columns": result.source_columns,
         "columns": result.columns,
         "source_uri": result.source_uri,
         "content_hash": result.content_hash,
@@ -58,6 +82,9 @@ def ingest(
     metrics.log_metric("train_rows", result.train_rows)
     metrics.log_metric("eval_rows", result.eval_rows)
     metrics.log_metric("columns", len(result.columns))
+    metrics.log_metric("source_columns", len(result.source_columns))
+    metrics.log_metric("decisions", len(result.decisions))
+    metrics.log_metric("dropped_columns", sum(d.action == "dropped" for d in result.decisions))
     if result.positive_rate is not None:
         metrics.log_metric("positive_rate", result.positive_rate)
     outputs = namedtuple("Outputs", ["task", "rows"])

@@ -1,53 +1,28 @@
-"""Read a CSV or Parquet table from a path or URL, check it, and split it into train and eval Parquet files.
+"""Ingest: read a table, decide each column's role and the label's task, and write a seeded train/eval split.
 
-The source is read once, through fsspec: the bytes are hashed while they are copied into a local spool, and
-the table is parsed from that copy, so the content hash always describes exactly the bytes that were parsed
-(a file gives the same hash as a plain path, a ``file://`` URL or an object-store URL).
-
-Remote sources: ``https://`` needs ``aiohttp``, ``s3://`` needs ``s3fs``, ``gs://`` needs ``gcsfs``. Endpoints
-and credentials come from the environment (for S3-compatible stores: ``AWS_ENDPOINT_URL_S3`` or
-``AWS_ENDPOINT_URL``, or fsspec's ``FSSPEC_S3_ENDPOINT_URL``).
+The seams: :mod:`.sources` reads a source (once, hashed while read), :mod:`.labels` decides the task and the
+positive class (standard library only), :mod:`.roles` decides which columns become features. This module checks
+the rows and the label, applies the roles, splits (stratified for classification) and writes both Parquet files
+atomically and together. Every choice taken for the user is a
+:class:`~kfp_tabular.components.common.decisions.Decision` in the result.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import os
-import re
-import tempfile
-from dataclasses import asdict, dataclass
-from typing import IO, TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from kfp_tabular.components.common.decisions import Decision
 from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.data_processing.ingest import labels, roles
+from kfp_tabular.components.data_processing.ingest.labels import MAX_AUTO_CLASSES, MIN_CLASS_ROWS, infer_task  # noqa: F401
 from kfp_tabular.components.data_processing.ingest.request import IngestRequest
+from kfp_tabular.components.data_processing.ingest.sources import _load, read_columns, read_table  # noqa: F401
 
 if TYPE_CHECKING:
     import pandas as pd
-
-#: File formats ``read_table`` understands, and the name endings that select them when ``file_format="auto"``.
-FORMATS = ("csv", "parquet")
-EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
-#: An integer label with at most this many distinct values is a classification label under ``task="auto"``.
-MAX_AUTO_CLASSES = 20
-#: Sources up to this size are spooled in memory, larger ones in a temporary file.
-_SPOOL_IN_MEMORY = 64 << 20
-_CHUNK = 1 << 20
-#: The pip package that provides each fsspec protocol we can name.
-_PROTOCOL_PACKAGES = {
-    "http": "aiohttp",
-    "https": "aiohttp",
-    "s3": "s3fs",
-    "s3a": "s3fs",
-    "gs": "gcsfs",
-    "gcs": "gcsfs",
-    "az": "adlfs",
-    "abfs": "adlfs",
-    "abfss": "adlfs",
-    "adl": "adlfs",
-    "hf": "huggingface_hub",
-}
 
 
 @dataclass(frozen=True)
@@ -60,11 +35,16 @@ class IngestResult:
         rows: Rows in the source table.
         train_rows: Rows written to the train split.
         eval_rows: Rows written to the eval split.
-        columns: Column names in source order (the label included).
+        columns: Column names written to both splits, in source order (the label included; dropped columns
+            left out, expanded dates in place of their column).
         label_column: Name of the label column.
         task: ``classification`` or ``regression``.
         label_classes: Sorted distinct label values for classification, else None.
-        positive_rate: For a binary label, the share of rows whose label is the second (larger) class, else None.
+        positive_rate: For a binary label, the share of rows of the positive class, else None.
+        positive_class: The positive class of a binary label (``positive_class`` or the minority), else None.
+        source_columns: The columns as read from the source.
+        decisions: Every decision taken for the user (columns dropped, expanded, cast; the task; the positive
+            class), in the order taken.
     """
 
     source_uri: str
@@ -77,85 +57,55 @@ class IngestResult:
     task: str
     label_classes: list[Any] | None
     positive_rate: float | None = None
+    positive_class: Any = None
+    source_columns: list[str] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result as a plain, JSON-serialisable dict."""
         return asdict(self)
 
 
-def read_table(uri: str, file_format: str = "auto") -> pd.DataFrame:
-    """Read a CSV or Parquet table from a local path or an fsspec URL.
+def label_task(data_uri: str, label_column: str, task: str = "auto") -> labels.LabelTask:
+    """Read a source's label column and decide its task as ingest will (to check thresholds before a run).
 
     Args:
-        uri: Local path or URL (``file://``, ``https://``, ``s3://``, ``gs://``, ...).
-        file_format: ``csv``, ``parquet``, or ``auto`` to decide by the name ending (``.csv``, ``.csv.gz``,
-            ``.parquet``, ``.pq``). Gzip-compressed CSV is recognised by its content.
-
-    Returns:
-        The table, with its column names exactly as stored.
+        data_uri: Local path or URL, as for :func:`read_table`.
+        label_column: The label's name.
+        task: ``auto``, ``classification`` or ``regression``.
 
     Raises:
-        DataError: The file is missing, empty, not readable as the format, has no data rows, or has empty or
-            duplicate column names; the message starts with the URI.
-        ConfigError: ``file_format`` is not one of ``auto``, ``csv``, ``parquet``.
+        DataError: The source cannot be read, has no such column, or the label does not allow the task.
     """
-    frame, _, _ = _load(uri, file_format)
-    return frame
-
-
-def read_columns(uri: str, file_format: str = "auto") -> list[str]:
-    """Return a table's column names from its header alone, as :func:`read_table` would name them.
-
-    A CSV's first line (gzip recognised by its content) or a Parquet file's schema (its footer) is read through
-    fsspec; the rows are not read, so a large source costs a few kilobytes here, not a download.
-
-    Args:
-        uri: Local path or URL, as for :func:`read_table`.
-        file_format: ``csv``, ``parquet`` or ``auto`` (by the name ending).
-
-    Raises:
-        DataError: The file is missing, empty, not readable as the format, or has empty or duplicate column
-            names; the message starts with the URI, as :func:`read_table`'s does.
-        ConfigError: ``uri`` is empty, or ``file_format`` is not one of ``auto``, ``csv``, ``parquet``.
-    """
-    fmt = _format_of(_check_uri(uri), file_format)
-    fs, path, protocol = _filesystem(uri)
-    # A CSV header is read from the stream's start (one GET for http); Parquet needs the footer (range reads).
-    options = {"block_size": 0} if protocol in ("http", "https") and fmt == "csv" else {}
-    try:
-        with fs.open(path, "rb", **options) as source:
-            if fmt == "parquet":
-                return _parquet_columns(uri, source)
-            head = source.read(4)
-            stream = io.BufferedReader(_Prefixed(head, source))
-            return _csv_header(uri, stream, _csv_compression(uri, head))
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every backend has its own errors; name the URI and pass the cause on
-        raise _source_error(uri, exc) from exc
+    frame = read_table(data_uri)
+    if label_column not in frame.columns:
+        available = ", ".join(map(str, frame.columns))
+        raise DataError(f"{data_uri}: label column {label_column!r} not found; available columns: {available}")
+    return _infer(data_uri, frame[label_column], label_column, task)
 
 
 def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str | os.PathLike) -> IngestResult:
-    """Read a table, check its label, and write a seeded (stratified for classification) train/eval split.
+    """Read a table, check its rows and label, decide the columns' roles, and write a seeded train/eval split.
 
-    Both splits are written as Parquet, atomically and together: when anything fails, neither file is
-    written (an existing file at either path is left as it was).
+    Both splits are written as Parquet, atomically and together, and only after every check passed: when
+    anything fails, neither file is written (an existing file at either path is left as it was).
 
     Args:
-        request: What to read and how to split it (the fractions are rounded up to whole eval rows).
+        request: What to read, the column marks, the label's task and positive class, and the split.
         train_path: File to write the train split to (Parquet).
         eval_path: File to write the eval split to (Parquet).
 
     Returns:
-        An ``IngestResult`` describing the source and the two splits.
+        An ``IngestResult`` describing the source, the two splits and the decisions taken.
 
     Raises:
-        ConfigError: The two paths are the same file.
-        DataError: The table cannot be read, the label column is missing, has missing values or too few rows
-            per class, or the splits would have fewer than 2 rows; the message starts with the URI.
+        ConfigError: The two paths are the same file; a marked column or the positive class is not in the data.
+        DataError: The table cannot be read; it has fewer than ``min_rows`` rows; the label column is missing,
+            has missing values, mixes types, or has classes with fewer than 5 rows; a column holds huge values or
+            mixes numbers and text; no feature is left; the message starts with the URI.
     """
     data_uri, label_column = request.data_uri, request.label_column
-    fraction, seed, task = request.eval_fraction, request.seed, request.task
+    fraction, seed = request.eval_fraction, request.seed
     train_path, eval_path = os.fspath(train_path), os.fspath(eval_path)
     if os.path.abspath(train_path) == os.path.abspath(eval_path):
         raise ConfigError(f"train_path and eval_path: expected two different files, both are {train_path!r}")
@@ -166,6 +116,14 @@ def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str
         raise DataError(f"{data_uri}: label column {label_column!r} not found; available columns: {', '.join(columns)}")
     if len(columns) < 2:
         raise DataError(f"{data_uri}: only the label column {label_column!r} is present; expected feature columns too")
+    marks = roles.Marks.of(request)
+    roles.check_marks(marks, columns, data_uri)
+    rows = len(frame)
+    if rows < request.min_rows:
+        raise DataError(
+            f"{data_uri}: too few rows: {rows}; at least {request.min_rows} are needed to train and evaluate a model "
+            "(min_rows)"
+        )
     label = frame[label_column]
     missing = label.isna().to_numpy()
     if missing.any():
@@ -174,9 +132,15 @@ def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str
             f"{data_uri}: label column {label_column!r} has {int(missing.sum())} missing values "
             f"(first at data rows {first}, counting from 1); drop or fill them before ingest"
         )
-    resolved = _resolve_task(data_uri, label, label_column, task)
+    decisions: list[Decision] = []
+    decided = _infer(data_uri, label, label_column, request.task)
+    resolved = decided.task
+    if request.task == "auto":
+        decisions.append(Decision("ingest", label_column, resolved, decided.reason))
+    if decided.whole_floats:
+        label = label.astype("int64")
+        frame = frame.assign(**{label_column: label})
 
-    rows = len(frame)
     # Round first: 0.07 * 100 is 7.000000000000001 in floating point and must give 7 eval rows, not 8.
     eval_rows = math.ceil(round(fraction * rows, 9))
     train_rows = rows - eval_rows
@@ -185,34 +149,20 @@ def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str
             f"{data_uri}: {rows} rows with eval_fraction={fraction} give {train_rows} train and {eval_rows} eval "
             "rows; each split needs at least 2 rows"
         )
-
-    classes = None
-    positive_rate = None
+    classes, positive, positive_rate = None, None, None
     if resolved == "classification":
-        counts = label.value_counts()
-        if len(counts) < 2:
-            raise DataError(
-                f"{data_uri}: label column {label_column!r} has a single class {_native(counts.index[0])!r}; "
-                "classification needs at least 2"
-            )
-        rare = counts[counts < 2]
-        if len(rare):
-            listed = ", ".join(f"{_native(value)!r} ({count} row)" for value, count in rare.head(10).items())
-            raise DataError(
-                f"{data_uri}: label column {label_column!r} has classes with fewer than 2 rows: {listed}; "
-                "a stratified split needs at least 2 rows per class"
-            )
-        if min(train_rows, eval_rows) < len(counts):
-            raise DataError(
-                f"{data_uri}: {rows} rows with eval_fraction={fraction} give {train_rows} train and {eval_rows} "
-                f"eval rows, fewer than the {len(counts)} classes of {label_column!r}; a stratified split needs "
-                "at least one row of every class in each split"
-            )
-        classes = _sorted_natives(counts.index)
-        if len(classes) == 2:
-            positive_rate = float((label == _match_value(label, classes[1])).mean())
+        classes = _check_classes(data_uri, label, label_column, rows, fraction, train_rows, eval_rows)
+    counts = {labels.native(k): int(v) for k, v in label.value_counts().items()} if classes else {}
+    chosen = labels.positive_class(counts, request.positive_class, label_column)
+    if chosen:
+        positive, why = chosen
+        positive_rate = counts[positive] / rows
+        decisions.append(Decision("ingest", label_column, "positive class", why))
 
-    train, evaluation = _split(data_uri, frame, label if resolved == "classification" else None, eval_rows, seed)
+    features, role_decisions = roles.assign_roles(frame, label_column, marks, data_uri)
+    decisions += role_decisions
+    stratify = features[label_column] if resolved == "classification" else None
+    train, evaluation = _split(data_uri, features, stratify, eval_rows, seed)
     _write_pair(data_uri, train, train_path, evaluation, eval_path)
     return IngestResult(
         source_uri=data_uri,
@@ -220,56 +170,50 @@ def ingest(request: IngestRequest, train_path: str | os.PathLike, eval_path: str
         rows=rows,
         train_rows=len(train),
         eval_rows=len(evaluation),
-        columns=columns,
+        columns=[str(name) for name in features.columns],
         label_column=label_column,
         task=resolved,
         label_classes=classes,
         positive_rate=positive_rate,
+        positive_class=positive,
+        source_columns=columns,
+        decisions=decisions,
     )
 
 
-def _resolve_task(uri: str, label: pd.Series, label_column: str, task: str) -> str:
-    from pandas.api import types
-
-    numeric = types.is_numeric_dtype(label) and not types.is_bool_dtype(label)
-    if task == "auto":
-        if not numeric:
-            return "classification"
-        if types.is_integer_dtype(label) and label.nunique() <= MAX_AUTO_CLASSES:
-            return "classification"
-        return "regression"
-    if task == "regression":
-        if not numeric:
-            raise DataError(
-                f"{uri}: label column {label_column!r} has dtype {label.dtype}; regression needs a numeric label"
-            )
-        if label.nunique() < 2:
-            raise DataError(
-                f"{uri}: label column {label_column!r} has the single value {_native(label.iloc[0])!r}; "
-                "regression needs at least 2 distinct values"
-            )
-    return task
-
-
-def _native(value: Any) -> Any:
-    """Turn a numpy scalar into the plain Python value (JSON- and metadata-friendly)."""
-    return value.item() if hasattr(value, "item") and callable(value.item) else value
-
-
-def _sorted_natives(values: Any) -> list[Any]:
-    natives = [_native(v) for v in values]
+def _infer(uri: str, label: pd.Series, label_column: str, task: str) -> labels.LabelTask:
+    """Decide the label's task from its distinct values (the rules of :mod:`.labels`), naming the source."""
+    values = label if str(label.dtype) == "category" else label.dropna().unique()
     try:
-        return sorted(natives)
-    except TypeError:
-        return sorted(natives, key=lambda v: (type(v).__name__, str(v)))
+        return infer_task(values, task, label_column)
+    except DataError as exc:
+        raise DataError(f"{uri}: {exc}") from exc
 
 
-def _match_value(label: pd.Series, value: Any) -> Any:
-    """Return the label's own value equal to ``value`` (so comparisons work for categoricals too)."""
-    for candidate in label.unique():
-        if _native(candidate) == value:
-            return candidate
-    return value
+def _check_classes(
+    uri: str, label: pd.Series, label_column: str, rows: int, fraction: float, train_rows: int, eval_rows: int
+) -> list[Any]:
+    """Check a classification label's classes (at least 2, each with MIN_CLASS_ROWS rows); return them sorted."""
+    counts = label.value_counts()
+    if len(counts) < 2:
+        raise DataError(
+            f"{uri}: label column {label_column!r} has a single class {labels.native(counts.index[0])!r}; "
+            "classification needs at least 2"
+        )
+    rare = counts[counts < MIN_CLASS_ROWS]
+    if len(rare):
+        listed = ", ".join(f"{labels.native(value)!r} ({count} rows)" for value, count in rare.head(10).items())
+        raise DataError(
+            f"{uri}: label column {label_column!r} has classes with fewer than {MIN_CLASS_ROWS} rows: {listed}; "
+            f"each class needs at least {MIN_CLASS_ROWS} rows to be learned and evaluated"
+        )
+    if min(train_rows, eval_rows) < len(counts):
+        raise DataError(
+            f"{uri}: {rows} rows with eval_fraction={fraction} give {train_rows} train and {eval_rows} "
+            f"eval rows, fewer than the {len(counts)} classes of {label_column!r}; a stratified split needs "
+            "at least one row of every class in each split"
+        )
+    return labels.sorted_values(counts.index)
 
 
 def _split(uri: str, frame: pd.DataFrame, stratify: pd.Series | None, eval_rows: int, seed: int):
@@ -311,288 +255,3 @@ def _write_parquet(uri: str, frame: pd.DataFrame, path: os.PathLike) -> None:
         frame.to_parquet(path, index=False, engine="pyarrow")
     except (pa.ArrowException, TypeError) as exc:
         raise DataError(f"{uri}: the table cannot be stored as Parquet: {exc}") from exc
-
-
-def _load(uri: str, file_format: str) -> tuple[pd.DataFrame, str, int]:
-    """Read ``uri`` once: return the parsed table, the sha256 of its bytes and their count."""
-    fmt = _format_of(_check_uri(uri), file_format)
-    spool, digest, size = _fetch(uri)
-    with spool:
-        if size == 0:
-            raise DataError(f"{uri}: the file is empty (0 bytes); expected a {fmt.upper()} table")
-        spool.seek(0)
-        frame = _parse_csv(uri, spool) if fmt == "csv" else _parse_parquet(uri, spool)
-    return frame, digest, size
-
-
-def _check_uri(uri: Any) -> str:
-    if not isinstance(uri, str) or not uri:
-        raise ConfigError(f"data URI: expected a path or URL, got {uri!r}")
-    return uri
-
-
-def _format_of(uri: str, file_format: str) -> str:
-    if file_format in FORMATS:
-        return file_format
-    if file_format != "auto":
-        raise ConfigError(f"file_format: expected one of auto, {', '.join(FORMATS)}, got {file_format!r}")
-    from urllib.parse import urlsplit
-
-    path = urlsplit(uri).path if "://" in uri else uri
-    name = path.rsplit("/", 1)[-1].lower()
-    for ending in sorted(EXTENSIONS, key=len, reverse=True):
-        if name.endswith(ending):
-            return EXTENSIONS[ending]
-    raise DataError(
-        f"{uri}: unsupported format: cannot tell it from the name; expected a name ending in "
-        f"{', '.join(EXTENSIONS)}, or pass file_format='csv' or 'parquet'"
-    )
-
-
-def _filesystem(uri: str):
-    """Return ``(filesystem, path, protocol)`` for ``uri``; a missing backend package is a DataError naming it."""
-    import fsspec
-    from fsspec.core import split_protocol
-
-    protocol = split_protocol(uri)[0] or "file"
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-    except ImportError as exc:
-        package = _PROTOCOL_PACKAGES.get(protocol, protocol)
-        raise DataError(
-            f"{uri}: reading {protocol}:// URLs needs the {package!r} package, which is not installed "
-            f"(pip install {package}): {exc}"
-        ) from exc
-    except ValueError as exc:
-        raise DataError(f"{uri}: cannot open this URL: {exc}") from exc
-    return fs, path, protocol
-
-
-def _source_error(uri: str, exc: Exception) -> DataError:
-    """Return the DataError for a source that could not be opened or read, naming the URI."""
-    if isinstance(exc, FileNotFoundError):
-        return DataError(f"{uri}: file not found")
-    if isinstance(exc, IsADirectoryError):
-        return DataError(f"{uri}: is a directory; expected a single CSV or Parquet file")
-    if isinstance(exc, PermissionError):
-        return DataError(f"{uri}: permission denied ({exc})")
-    return DataError(f"{uri}: cannot read the file ({type(exc).__name__}: {exc})")
-
-
-def _fetch(uri: str) -> tuple[IO[bytes], str, int]:
-    """Copy the source into a spool while hashing it; return the spool, the hex sha256 and the size."""
-    fs, path, protocol = _filesystem(uri)
-    # Stream http(s) in one GET instead of range requests: not every web server honours Range.
-    options = {"block_size": 0} if protocol in ("http", "https") else {}
-    digest = hashlib.sha256()
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
-    size = 0
-    try:
-        with fs.open(path, "rb", **options) as source:
-            for chunk in iter(lambda: source.read(_CHUNK), b""):
-                digest.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-    except Exception as exc:  # noqa: BLE001 - every backend has its own errors; name the URI and pass the cause on
-        spool.close()
-        raise _source_error(uri, exc) from exc
-    return spool, digest.hexdigest(), size
-
-
-def _check_names(uri: str, names: list[str]) -> None:
-    empty = [str(i + 1) for i, name in enumerate(names) if not str(name).strip()]
-    if empty:
-        raise DataError(
-            f"{uri}: empty column name at position {', '.join(empty)} (counting from 1); every column needs a "
-            "name (a CSV written together with its index has an unnamed first column: write it with index=False)"
-        )
-    seen: dict[str, int] = {}
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-    duplicated = [name for name, count in seen.items() if count > 1]
-    if duplicated:
-        raise DataError(f"{uri}: duplicate column names: {', '.join(repr(n) for n in duplicated)}")
-
-
-_FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
-class _Prefixed(io.RawIOBase):
-    """A read-only stream of ``head`` followed by the rest of ``rest`` (bytes already read put back in front)."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]):
-        self._head, self._rest = head, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._head[: len(buffer)] if self._head else self._rest.read(len(buffer))
-        self._head = self._head[len(data) :] if self._head else b""
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _csv_compression(uri: str, head: bytes) -> str | None:
-    """Return the compression of a CSV starting with ``head`` (gzip by its magic); refuse Parquet or nothing."""
-    if not head:
-        raise DataError(f"{uri}: the file is empty (0 bytes); expected a CSV table")
-    if head[:4] == b"PAR1":
-        raise DataError(
-            f"{uri}: expected CSV but this is a Parquet file (it starts with PAR1); name it .parquet or pass "
-            "file_format='parquet'"
-        )
-    return "gzip" if head[:2] == b"\x1f\x8b" else None
-
-
-def _csv_errors(uri: str):
-    """Turn pandas' and the decoders' errors while reading a CSV into DataErrors naming the URI."""
-    import contextlib
-
-    import pandas as pd
-
-    @contextlib.contextmanager
-    def translate():
-        try:
-            yield
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"{uri}: no columns: the file has no header line") from exc
-        except pd.errors.ParserError as exc:
-            match = _FIELDS_ERROR.search(str(exc))
-            if match:
-                expected, line, saw = match.groups()
-                raise DataError(
-                    f"{uri}: cannot parse CSV: line {line} has {saw} fields, expected {expected} like the header"
-                ) from exc
-            raise DataError(f"{uri}: cannot parse CSV: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{uri}: cannot parse CSV: the file is not UTF-8 text ({exc})") from exc
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{uri}: cannot read the CSV ({type(exc).__name__}: {exc})") from exc
-
-    return translate()
-
-
-def _csv_header(uri: str, stream: IO[bytes], compression: str | None) -> list[str]:
-    """Read and check the header of the CSV at the start of ``stream``: its first record, and nothing after it."""
-    import gzip
-
-    import pandas as pd
-
-    with _csv_errors(uri):
-        raw = gzip.GzipFile(fileobj=stream, mode="rb") if compression == "gzip" else stream
-        record = b""
-        while True:
-            line = raw.readline()
-            if not record and line and not line.strip():
-                continue  # blank lines before the header, which pandas skips too
-            record += line
-            if not line or record.count(b'"') % 2 == 0:  # a quoted name may hold a line break
-                break
-    if b"\x00" in record:
-        raise DataError(f"{uri}: cannot parse CSV: the header line holds NUL bytes (a binary file, not CSV text)")
-    with _csv_errors(uri):
-        header = pd.read_csv(io.BytesIO(record), header=None, nrows=1, dtype=str, na_filter=False, encoding="utf-8")
-    names = [str(value) for value in header.iloc[0]]
-    _check_names(uri, names)
-    if len(names) == 1:
-        for delimiter in (";", "\t", "|"):
-            if delimiter in names[0]:
-                raise DataError(
-                    f"{uri}: found a single column named {names[0]!r}: the file does not look comma-separated "
-                    f"(its header contains {delimiter!r}); expected a comma-separated CSV"
-                )
-    return names
-
-
-def _parse_csv(uri: str, spool: IO[bytes]) -> pd.DataFrame:
-    import warnings
-
-    import pandas as pd
-
-    compression = _csv_compression(uri, spool.read(4))
-    spool.seek(0)
-    names = _csv_header(uri, spool, compression)
-    spool.seek(0)
-    with _csv_errors(uri), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        # index_col=False: rows longer than the header must not silently become an index.
-        frame = pd.read_csv(spool, index_col=False, low_memory=False, compression=compression, encoding="utf-8")
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        line, fields = _first_long_line(spool, compression, len(names))
-        raise DataError(
-            f"{uri}: cannot parse CSV: line {line} has {fields} fields, expected {len(names)} like the header"
-        )
-    frame.columns = names
-    if frame.empty:
-        raise DataError(f"{uri}: has a header ({len(names)} columns) but no data rows")
-    return frame
-
-
-def _first_long_line(spool: IO[bytes], compression: str | None, expected: int) -> tuple[int, int]:
-    """Find the first record with more than ``expected`` fields: return its line number and field count."""
-    import csv
-    import gzip
-    import io
-
-    spool.seek(0)
-    raw = gzip.GzipFile(fileobj=spool, mode="rb") if compression == "gzip" else spool
-    reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-    for record in reader:
-        if len(record) > expected:
-            return reader.line_num, len(record)
-    return reader.line_num, expected
-
-
-def _parquet_columns(uri: str, source: IO[bytes]) -> list[str]:
-    """Return the columns :func:`_parse_parquet` gives a Parquet file, read from its schema (footer) alone.
-
-    pandas stores a named index as columns, which the table brings back first; an unnamed one is dropped.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        schema = pq.read_schema(source)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{uri}: not a readable Parquet file ({exc})") from exc
-    names = list(schema.names)
-    if not names:
-        raise DataError(f"{uri}: the Parquet file has no columns")
-    _check_names(uri, names)
-    stored = [name for name in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(name, str)]
-    named = [name for name in stored if not re.fullmatch(r"__index_level_\d+__", name)]
-    columns = named + [name for name in names if name not in stored]
-    _check_names(uri, columns)
-    return columns
-
-
-def _parse_parquet(uri: str, spool: IO[bytes]) -> pd.DataFrame:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(spool)
-        names = parquet.schema_arrow.names
-        if not names:
-            raise DataError(f"{uri}: the Parquet file has no columns")
-        _check_names(uri, names)
-        table = parquet.read()
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{uri}: not a readable Parquet file ({exc})") from exc
-    try:
-        frame = table.to_pandas()
-    except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise DataError(f"{uri}: the Parquet file cannot be turned into a table ({exc})") from exc
-    # pandas stores a named index as a column: bring it back as one; drop an unnamed (row number) index.
-    named = [name for name in frame.index.names if name is not None]
-    if named:
-        try:
-            frame = frame.reset_index(level=named)
-        except ValueError as exc:
-            raise DataError(f"{uri}: the stored index and a column share a name ({exc})") from exc
-    frame = frame.reset_index(drop=True)
-    _check_names(uri, [str(name) for name in frame.columns])
-    if frame.empty:
-        raise DataError(f"{uri}: the Parquet file has {len(frame.columns)} columns but no rows")
-    return frame

@@ -69,6 +69,41 @@ def test_component_writes_parquet_splits_metadata_and_metrics(local_runner, chur
     assert logged["rows"] == 2000 and logged["positive_rate"] == pytest.approx(source[LABEL].mean())
 
 
+def test_component_records_its_decisions_in_both_datasets_and_counts_them(local_runner, tmp_path):
+    """Real data (scikit-learn's wine): an ID, a date as text and a 1.0/2.0/3.0 label become decisions."""
+    from sklearn.datasets import load_wine
+
+    from kfp_tabular.components.common.decisions import from_metadata
+
+    wine = load_wine(as_frame=True).frame
+    wine.insert(0, "bottle_id", range(1000, 1000 + len(wine)))
+    wine["bottled"] = pd.date_range("2015-03-01", periods=len(wine), freq="D").strftime("%Y-%m-%d")
+    wine["target"] = wine["target"].astype(float) + 1.0
+    path = tmp_path / "wine.csv"
+    wine.to_csv(path, index=False)
+
+    task = ingest(data_uri=str(path), label_column="target", drop_columns=["ash"], categorical_columns=["proline"])
+    assert task.outputs["task"] == "classification"
+    for artifact in (task.outputs["train_data"], task.outputs["eval_data"]):
+        decided = {(d.subject, d.action) for d in from_metadata(artifact.metadata["decisions"])}
+        assert decided == {
+            ("target", "classification"),
+            ("bottle_id", "dropped"),
+            ("ash", "dropped"),
+            ("proline", "categorical"),
+            ("bottled", "expanded"),
+        }
+        assert artifact.metadata["label_classes"] == [1, 2, 3] and artifact.metadata["positive_class"] is None
+        assert "bottle_id" in artifact.metadata["source_columns"]
+        assert "bottle_id" not in artifact.metadata["columns"]
+    written = pd.read_parquet(task.outputs["train_data"].path)
+    assert {"bottled_year", "bottled_month", "bottled_day_of_week"} <= set(written.columns)
+    assert "bottled_hour" not in written.columns and "ash" not in written.columns
+    assert written["proline"].map(type).eq(str).all() and written["target"].dtype == "int64"
+    metrics = task.outputs["metrics"].metadata
+    assert (metrics["decisions"], metrics["dropped_columns"], metrics["source_columns"]) == (5, 2, 16)
+
+
 def test_component_regression_label(local_runner, churn_csv):
     task = ingest(data_uri=churn_csv.as_uri(), label_column="monthly_charges")
     assert task.outputs["task"] == "regression"
@@ -124,7 +159,20 @@ def test_component_spec_and_import_hygiene():
     import sys
 
     spec = ingest.component_spec
-    assert set(spec.inputs) == {"data_uri", "label_column", "eval_fraction", "seed", "task"}
+    assert set(spec.inputs) == {
+        "data_uri",
+        "label_column",
+        "eval_fraction",
+        "seed",
+        "task",
+        "drop_columns",
+        "id_columns",
+        "text_columns",
+        "datetime_columns",
+        "categorical_columns",
+        "positive_class",
+        "min_rows",
+    }
     assert set(spec.outputs) == {"train_data", "eval_data", "metrics", "task", "rows"}
     assert spec.implementation.container.image.endswith("kfp-tabular-pipeline:0.1.0")
     code = (

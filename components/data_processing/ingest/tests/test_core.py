@@ -161,7 +161,9 @@ def test_eval_fraction_rounds_eval_rows_up(tmp_path, churn_csv):
 
 
 def test_eval_rows_are_not_off_by_one_from_float_rounding(tmp_path):
-    pd.DataFrame({"x": range(100), "y": [i / 3 for i in range(100)]}).to_parquet(tmp_path / "h.parquet")
+    pd.DataFrame({"x": [i % 7 for i in range(100)], "y": [i / 3 for i in range(100)]}).to_parquet(
+        tmp_path / "h.parquet"
+    )
     result = run(tmp_path / "h.parquet", tmp_path / "out", label_column="y", eval_fraction=0.07)
     assert (result.train_rows, result.eval_rows) == (93, 7)
 
@@ -182,15 +184,17 @@ def test_split_is_deterministic_per_seed(tmp_path, churn_csv):
 
 
 def test_splits_partition_the_rows(tmp_path, churn):
-    frame = churn.assign(row_id=np.arange(len(churn)))
+    # A row number would be dropped as an ID: trace the rows with even numbers (not consecutive, not named an ID).
+    frame = churn.assign(trace=np.arange(len(churn)) * 2)
     frame.to_parquet(tmp_path / "ids.parquet", index=False)
-    run(tmp_path / "ids.parquet", tmp_path / "out")
+    result = run(tmp_path / "ids.parquet", tmp_path / "out")
+    assert [d for d in result.decisions if d.subject == "trace"] == []
     train = pd.read_parquet(tmp_path / "out" / "train")
     evaluation = pd.read_parquet(tmp_path / "out" / "eval")
-    assert set(train.row_id).isdisjoint(evaluation.row_id)
-    assert sorted([*train.row_id, *evaluation.row_id]) == list(range(len(churn)))
+    assert set(train.trace).isdisjoint(evaluation.trace)
+    assert sorted([*train.trace, *evaluation.trace]) == list(range(0, 2 * len(churn), 2))
     # each split keeps the source order
-    assert train.row_id.is_monotonic_increasing and evaluation.row_id.is_monotonic_increasing
+    assert train.trace.is_monotonic_increasing and evaluation.trace.is_monotonic_increasing
 
 
 def test_stratification_keeps_the_class_ratio(tmp_path):
@@ -218,14 +222,14 @@ def test_stratification_of_a_string_label_with_three_classes(tmp_path):
 
 
 def test_types_and_missing_values_survive_the_parquet_round_trip(tmp_path):
-    n = 40
+    n = 60
     frame = pd.DataFrame(
         {
-            "row_id": np.arange(n),
-            "count": np.arange(n) * 3,
+            "trace": np.arange(n) * 5,
+            "count": np.arange(n) % 9,
             "price": np.where(np.arange(n) % 7 == 0, np.nan, np.arange(n) / 4),
             "city": ["berlin" if i % 2 else "paris" for i in range(n)],
-            "note": [None if i % 5 == 0 else f"n{i}" for i in range(n)],
+            "note": [None if i % 5 == 0 else f"n{i % 6}" for i in range(n)],
             "flag": [bool(i % 3) for i in range(n)],
             "label": [i % 2 for i in range(n)],
         }
@@ -236,19 +240,19 @@ def test_types_and_missing_values_survive_the_parquet_round_trip(tmp_path):
         out = tmp_path / name.replace(".", "_")
         run(tmp_path / name, out, label_column="label")
         both = pd.concat([pd.read_parquet(out / "train"), pd.read_parquet(out / "eval")])
-        both = both.sort_values("row_id").reset_index(drop=True)
+        both = both.sort_values("trace").reset_index(drop=True)
         assert both.dtypes.astype(str).tolist() == ["int64", "int64", "float64", "object", "object", "bool", "int64"]
         pd.testing.assert_frame_equal(both, frame)
-        assert both["price"].isna().sum() == 6 and both["note"].isna().sum() == 8
+        assert both["price"].isna().sum() == 9 and both["note"].isna().sum() == 12
 
 
 def test_bool_label_with_missing_values_in_features_from_csv(tmp_path):
     text = "x,flag,y\n" + "".join(f"{i},{'' if i % 4 == 0 else bool(i % 2)},{i % 3 == 0}\n" for i in range(30))
     (tmp_path / "b.csv").write_text(text)
-    result = run(tmp_path / "b.csv", tmp_path / "out", label_column="y")
+    result = run(tmp_path / "b.csv", tmp_path / "out", label_column="y", min_rows=30)
     assert result.task == "classification"
     assert result.label_classes == [False, True]
-    assert result.positive_rate == pytest.approx(10 / 30)
+    assert result.positive_class is True and result.positive_rate == pytest.approx(10 / 30)
     train = pd.read_parquet(tmp_path / "out" / "train")
     assert train["y"].dtype == bool
     assert train["flag"].isna().any() and set(train["flag"].dropna()) <= {True, False}
@@ -262,12 +266,15 @@ def test_bool_label_with_missing_values_in_features_from_csv(tmp_path):
         (lambda i: i / 7, "auto", "regression"),
         (lambda i: ["a", "b", "c"][i % 3], "auto", "classification"),
         (lambda i: i % 2 == 0, "auto", "classification"),
+        (lambda i: float(i % 2), "auto", "classification"),
+        (lambda i: float(i % 20), "auto", "classification"),
+        (lambda i: float(i % 21), "auto", "regression"),
         (lambda i: i % 21, "classification", "classification"),
         (lambda i: i % 3, "regression", "regression"),
     ],
 )
 def test_task_resolution(tmp_path, values, task, expected):
-    frame = pd.DataFrame({"x": range(84), "y": [values(i) for i in range(84)]})
+    frame = pd.DataFrame({"x": [i % 5 for i in range(105)], "y": [values(i) for i in range(105)]})
     frame.to_parquet(tmp_path / "d.parquet", index=False)
     result = run(tmp_path / "d.parquet", tmp_path / "out", label_column="y", task=task, eval_fraction=0.5)
     assert result.task == expected
@@ -275,12 +282,13 @@ def test_task_resolution(tmp_path, values, task, expected):
         assert result.label_classes is None and result.positive_rate is None
     else:
         assert result.label_classes == sorted(set(frame["y"].tolist()))
+        assert all(type(c) in (bool, int, str) for c in result.label_classes)
 
 
 def test_categorical_label_from_parquet(tmp_path):
-    frame = pd.DataFrame({"x": range(20), "y": pd.Categorical(["no", "yes"] * 10)})
+    frame = pd.DataFrame({"x": [i % 3 for i in range(20)], "y": pd.Categorical(["no", "yes"] * 10)})
     frame.to_parquet(tmp_path / "c.parquet", index=False)
-    result = run(tmp_path / "c.parquet", tmp_path / "out", label_column="y")
+    result = run(tmp_path / "c.parquet", tmp_path / "out", label_column="y", min_rows=20)
     assert (result.task, result.label_classes, result.positive_rate) == ("classification", ["no", "yes"], 0.5)
 
 
@@ -331,7 +339,7 @@ BAD_SOURCES = {
     "missing": (_write("nope.csv", None), "nope.csv: file not found", True),
     "directory": (
         _write("dir.csv", lambda path, _: path.mkdir()),
-        "is a directory; expected a single CSV or Parquet file",
+        r"is a directory; expected a single \.csv, \.csv\.gz, \.parquet, \.pq file \(the directory holds: nothing\)",
         True,
     ),
     "empty csv": (_write("empty.csv", b""), r"the file is empty \(0 bytes\); expected a CSV", True),
@@ -439,10 +447,57 @@ def test_row_with_wrong_number_of_fields_names_the_line(tmp_path, text, line, sa
     )
 
 
-def test_short_rows_are_missing_values(tmp_path):
-    (tmp_path / "short.csv").write_text("a,b,c\n1,2,3\n4,5\n")
-    frame = read_table(str(tmp_path / "short.csv"))
-    assert frame.shape == (2, 3) and np.isnan(frame.loc[1, "c"])
+def test_short_rows_are_an_error_naming_the_lines(tmp_path):
+    """pandas pads a short row with NaN; a truncated record is refused with its line (where the record starts)."""
+    (tmp_path / "short.csv").write_text('a,b,c\n1,2,3\n4,5\n6,7,8\n"two\nlines",1,\n\n9\n')
+    with pytest.raises(
+        DataError, match=r"2 row\(s\) have fewer fields than the 3 of the header \(line 3 has 2, line 8 has 1\)"
+    ):
+        read_table(str(tmp_path / "short.csv"))
+    (tmp_path / "empty_last.csv").write_text("a,b,c\n1,2,\n4,5,6\n")
+    assert np.isnan(read_table(str(tmp_path / "empty_last.csv")).loc[0, "c"])  # an empty field is a missing value
+
+
+def test_a_directory_of_parquet_parts_is_named_as_a_directory(tmp_path, churn):
+    """Whatever its name: a directory is not taken for a file of an unknown format."""
+    parts = tmp_path / "churn"
+    parts.mkdir()
+    for i in range(7):
+        churn.iloc[i::7].to_parquet(parts / f"part-{i}.parquet", index=False)
+    for source in (str(parts), parts.as_uri()):
+        message = assert_data_error(
+            source, "is a directory; expected a single .csv, .csv.gz, .parquet, .pq file", tmp_path / "o"
+        )
+        assert (
+            "(the directory holds: part-0.parquet, part-1.parquet, part-2.parquet, part-3.parquet, "
+            "part-4.parquet, ... (7 entries))" in message
+        )
+        with pytest.raises(DataError, match="is a directory"):
+            read_columns(source)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_says_so(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/data/churn.csv"
+    message = assert_data_error(
+        url, f"the host 127.0.0.1:{url.split(':')[2].split('/')[0]} refused the connection", tmp_path / "o"
+    )
+    assert "not found" not in message
+    with pytest.raises(DataError, match="refused the connection"):
+        read_columns(url)
+
+
+def test_an_unknown_host_says_so(tmp_path):
+    assert_data_error(
+        "http://no-such-host.invalid/d.csv", "the host name in no-such-host.invalid cannot be resolved", tmp_path / "o"
+    )
 
 
 def test_unknown_protocol():
@@ -494,14 +549,16 @@ def test_only_the_label_column(tmp_path):
 
 
 def test_single_class(tmp_path):
-    pd.DataFrame({"x": range(10), "churned": [1] * 10}).to_parquet(tmp_path / "one.parquet", index=False)
+    pd.DataFrame({"x": range(60), "churned": [1] * 60}).to_parquet(tmp_path / "one.parquet", index=False)
     assert_data_error(tmp_path / "one.parquet", "has a single class 1; classification needs at least 2", tmp_path / "o")
 
 
 def test_class_with_one_row(tmp_path):
-    frame = pd.DataFrame({"x": range(11), "churned": ["a"] * 5 + ["b"] * 5 + ["c"]})
+    frame = pd.DataFrame({"x": range(60), "churned": ["a"] * 28 + ["b"] * 28 + ["c"] * 4})
     frame.to_parquet(tmp_path / "rare.parquet", index=False)
-    assert_data_error(tmp_path / "rare.parquet", r"classes with fewer than 2 rows: 'c' \(1 row\)", tmp_path / "out")
+    assert_data_error(
+        tmp_path / "rare.parquet", r"classes with fewer than 5 rows: 'c' \(4 rows\); each class needs", tmp_path / "o"
+    )
 
 
 def test_too_few_rows_per_split(tmp_path):
@@ -511,6 +568,7 @@ def test_too_few_rows_per_split(tmp_path):
         r"4 rows with eval_fraction=0.2 give 3 train and 1 eval rows; each split needs at least 2",
         tmp_path / "out",
         label_column="y",
+        min_rows=4,
     )
 
 
@@ -523,13 +581,14 @@ def test_eval_split_smaller_than_the_classes(tmp_path):
         tmp_path / "out",
         label_column="y",
         eval_fraction=0.1,
+        min_rows=30,
     )
 
 
 def test_regression_needs_a_numeric_label(tmp_path, churn_csv):
     assert_data_error(
         churn_csv,
-        "label column 'region' has dtype object; regression needs a numeric label",
+        "label column 'region' holds text; regression needs a numeric label",
         tmp_path / "out",
         label_column="region",
         task="regression",
@@ -537,7 +596,7 @@ def test_regression_needs_a_numeric_label(tmp_path, churn_csv):
 
 
 def test_regression_needs_two_values(tmp_path):
-    pd.DataFrame({"x": range(10), "y": [2.5] * 10}).to_parquet(tmp_path / "flat.parquet", index=False)
+    pd.DataFrame({"x": range(60), "y": [2.5] * 60}).to_parquet(tmp_path / "flat.parquet", index=False)
     assert_data_error(
         tmp_path / "flat.parquet", "has the single value 2.5", tmp_path / "out", label_column="y", task="regression"
     )
