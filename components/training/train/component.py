@@ -20,6 +20,9 @@ def train(
     hyperparameters: dict = {},
     task: str = "auto",
     seed: int = 42,
+    max_categories: int = 50,
+    min_frequency: int = 5,
+    memory_limit_mb: int = 0,
 ):
     """Train a scikit-learn Pipeline whose inputs are the features of a TFDV schema.
 
@@ -27,22 +30,33 @@ def train(
     alone, e.g. in KServe's sklearn runtime, and accepts ordered rows, records or a DataFrame) and
     ``metadata.json`` (features, task, classes, versions, hashes: ``training_data_hash`` is the sha256 of the
     train split file it was fit on, ``source_data_hash``/``source_data_uri`` where ingest read that split from).
+    Before fitting, a memory estimate is checked against the limit, and each feature that alone predicts the label
+    almost perfectly is a warning; those, the categoricals capped and an ``auto`` task are decisions, in the
+    model's metadata under ``decisions``.
 
     Args:
         train_data: Training data, one Parquet file (from ingest; its ``content_hash`` and ``source_uri``
-            metadata, when present, are recorded as the source).
+            metadata, when present, are recorded as the source, its ``positive_class`` as the model's).
         schema: TFDV schema pbtxt that defines the model's input features (from validate, or curated).
         model: Output model directory: ``model.joblib`` + ``metadata.json``.
-        metrics: Output metrics of the fitted model on its training data.
+        metrics: Output metrics of the fitted model on its training data, and the count of decisions.
     """
     import logging
 
+    from kfp_tabular.components.common.decisions import METADATA_KEY, to_metadata
     from kfp_tabular.components.training.train import core
     from kfp_tabular.components.training.train.request import TrainRequest
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     request = TrainRequest(
-        label_column=label_column, estimator=estimator, hyperparameters=hyperparameters, task=task, seed=seed
+        label_column=label_column,
+        estimator=estimator,
+        hyperparameters=hyperparameters,
+        task=task,
+        seed=seed,
+        max_categories=max_categories,
+        min_frequency=min_frequency,
+        memory_limit_mb=memory_limit_mb,
     )
     result = core.train(
         request,
@@ -51,6 +65,7 @@ def train(
         model_dir=model.path,
         source_data_hash=train_data.metadata.get("content_hash"),
         source_data_uri=train_data.metadata.get("source_uri"),
+        positive_class=train_data.metadata.get("positive_class"),
     )
     meta = result.metadata
     model.framework = "sklearn"
@@ -65,9 +80,13 @@ def train(
             "training_data_hash": meta["training_data_hash"],
             "source_data_hash": meta["source_data_hash"],
             "source_data_uri": meta["source_data_uri"],
+            "positive_class": meta["positive_class"],
+            METADATA_KEY: to_metadata(result.decisions),
         }
     )
     if meta["classes"] is not None:
         model.metadata["classes"] = meta["classes"]
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    metrics.log_metric("decisions", len(result.decisions))
+    metrics.log_metric("leakage_warnings", sum(d.action == "warning" for d in result.decisions))

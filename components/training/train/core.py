@@ -7,8 +7,12 @@ package::
     frame  FunctionTransformer(functools.partial(pandas.DataFrame, columns=feature_order))
     prep   ColumnTransformer, by column name:
              numeric      astype("float64") -> SimpleImputer(median) -> StandardScaler
-             categorical  astype("string") -> SimpleImputer(<NA> -> "__missing__") -> OneHotEncoder(ignore unknown)
+             categorical  astype("string") -> SimpleImputer(<NA> -> "__missing__") -> OneHotEncoder(ignore unknown,
+                          max_categories, min_frequency; sparse for logistic_regression)
     model  the estimator
+
+Before fitting, :mod:`.guards` estimates the memory the fit needs (refusing it, naming the widest features,
+when it would not fit) and warns about single features that predict the label almost perfectly (a leak).
 
 The first step turns ordered rows (lists, arrays: KServe V1 ``instances``) and records into named columns and
 re-selects a DataFrame's columns by name, so every input shape gives the same predictions. The dtype
@@ -26,46 +30,32 @@ import functools
 import json
 import logging
 import math
-import operator
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from kfp_tabular.components.common.artifacts import atomic_path, read_parquet, sha256_file
+from kfp_tabular.components.common.decisions import Decision, to_metadata
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.common.model_dir import METADATA_FILE, MODEL_FILE
-from kfp_tabular.components.common.tfdv_schema import parse_schema
+from kfp_tabular.components.data_processing.ingest.labels import MAX_AUTO_CLASSES, infer_task  # noqa: F401
+from kfp_tabular.components.training.train import guards
+from kfp_tabular.components.training.train.features import (  # noqa: F401 (the model's inputs, named here too)
+    MISSING_CATEGORY,
+    TO_FLOAT,
+    TO_STRING,
+    FeatureSpec,
+    coerce_features,
+    read_schema,
+    schema_features,
+)
 from kfp_tabular.components.training.train.request import ESTIMATORS, TASKS, TrainRequest  # noqa: F401 (named here)
 
 logger = logging.getLogger(__name__)
 
-#: task="auto" calls an integer label with at most this many distinct values a classification target.
-MAX_AUTO_CLASSES = 20
-#: What a missing categorical value becomes before one-hot encoding.
-MISSING_CATEGORY = "__missing__"
-
-#: The coercions, shared by the training data and the pickled pipeline (stdlib callables: picklable anywhere).
-TO_FLOAT = operator.methodcaller("astype", "float64")
-TO_STRING = operator.methodcaller("astype", "string")
-
-# Lifecycle stages whose features TFDV does not expect in the data: they are not model inputs.
-_SKIPPED_STAGES = ("DEPRECATED", "DISABLED", "PLANNED", "DEBUG_ONLY")
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureSpec:
-    """One model input as the schema defines it.
-
-    Attributes:
-        name: Column name.
-        dtype: ``int``, ``float``, ``bool`` or ``string``.
-        kind: ``numeric`` or ``categorical``.
-    """
-
-    name: str
-    dtype: str
-    kind: str
+#: Estimators fed a sparse one-hot matrix (linear models thrive on it); tree models get a dense one, bounded by
+#: max_categories (HistGradientBoosting does not accept sparse input).
+SPARSE_ESTIMATORS = ("logistic_regression",)
 
 
 @dataclasses.dataclass
@@ -77,135 +67,22 @@ class TrainResult:
         metrics: Metrics of the fitted model on its own training data.
         model_sha256: sha256 of ``model.joblib``.
         model_dir: The model directory that was written.
+        decisions: Decisions taken for the user: the task (``auto``), categoricals capped, leakage warnings.
     """
 
     metadata: dict
     metrics: dict
     model_sha256: str
     model_dir: str
-
-
-def read_schema(schema_path: str | os.PathLike):
-    """Parse a TFDV Schema text proto (pbtxt) without importing TensorFlow or TFDV.
-
-    Args:
-        schema_path: Path of the ``.pbtxt`` file.
-
-    Returns:
-        A ``tensorflow_metadata.proto.v0.schema_pb2.Schema`` message.
-
-    Raises:
-        DataError: The file is missing, unreadable or not a Schema text proto.
-    """
-    try:
-        text = Path(schema_path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(f"{schema_path}: TFDV schema file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{schema_path}: could not read the TFDV schema as UTF-8 text ({exc})") from exc
-    return parse_schema(text, str(schema_path))
-
-
-def schema_features(schema_path: str | os.PathLike, label_column: str) -> list[FeatureSpec]:
-    """List the model inputs a schema defines, in schema order, without the label.
-
-    INT and FLOAT features are numeric (an INT feature with a ``bool_domain`` is a 0/1 ``bool``); BYTES
-    features are categorical. Features in a DEPRECATED, DISABLED, PLANNED or DEBUG_ONLY lifecycle stage are
-    not inputs.
-
-    Args:
-        schema_path: Path of the TFDV schema pbtxt.
-        label_column: Name of the label feature, which is left out.
-
-    Returns:
-        The feature specs.
-
-    Raises:
-        DataError: The schema is unreadable, has a feature of another type (STRUCT, unknown) or defines no
-            feature besides the label.
-    """
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    schema = read_schema(schema_path)
-    features: list[FeatureSpec] = []
-    for feature in schema.feature:
-        if feature.name == label_column:
-            continue
-        stage = schema_pb2.LifecycleStage.Name(feature.lifecycle_stage)
-        if stage in _SKIPPED_STAGES:
-            logger.info("schema feature %r is %s: not a model input", feature.name, stage)
-            continue
-        type_name = schema_pb2.FeatureType.Name(feature.type)
-        if type_name == "INT":
-            spec = FeatureSpec(feature.name, "bool" if feature.HasField("bool_domain") else "int", "numeric")
-        elif type_name == "FLOAT":
-            spec = FeatureSpec(feature.name, "float", "numeric")
-        elif type_name == "BYTES":
-            spec = FeatureSpec(feature.name, "string", "categorical")
-        else:
-            raise DataError(
-                f"{schema_path}: feature {feature.name!r} has type {type_name}; expected INT, FLOAT or BYTES "
-                "(tabular features only)"
-            )
-        features.append(spec)
-    if not features:
-        raise DataError(f"{schema_path}: the schema defines no feature besides the label {label_column!r}")
-    return features
-
-
-def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):
-    """Return the feature columns in order, coerced the way the pickled pipeline coerces them.
-
-    Numeric columns become float64 (bools 0/1, ``None`` NaN); categorical columns become Python strings with
-    missing values as NaN.
-
-    Args:
-        frame: A DataFrame holding at least the feature columns.
-        features: The feature specs, in model order.
-        source: What the frame came from (a file name), for error messages.
-
-    Returns:
-        A new DataFrame with exactly the feature columns.
-
-    Raises:
-        DataError: A feature column is missing, or a numeric column holds values that are not numbers or
-            infinite values.
-    """
-    import numpy as np
-
-    missing = [spec.name for spec in features if spec.name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing feature column(s) {', '.join(map(repr, missing))} that the schema defines; "
-            f"the file has {', '.join(map(str, frame.columns))}"
-        )
-    out = {}
-    for spec in features:
-        column = frame[spec.name]
-        if spec.kind == "numeric":
-            try:
-                values = TO_FLOAT(column)
-            except (TypeError, ValueError) as exc:
-                raise DataError(
-                    f"{source}: column {spec.name!r} should be numeric ({spec.dtype} in the schema) but holds "
-                    f"values that are not numbers ({exc})"
-                ) from exc
-            if np.isinf(values.to_numpy()).any():
-                raise DataError(f"{source}: column {spec.name!r} holds infinite values; expected finite numbers")
-            out[spec.name] = values
-        else:
-            text = TO_STRING(column)
-            out[spec.name] = text.astype(object).where(text.notna(), np.nan)
-    import pandas as pd
-
-    return pd.DataFrame(out, index=frame.index)
+    decisions: list = dataclasses.field(default_factory=list)
 
 
 def resolve_task(labels, task: str, label_column: str, source: str) -> str:
     """Decide classification or regression for a label column.
 
-    ``auto`` means classification for bool, string or categorical labels and for integer labels with at
-    most 20 distinct values, regression otherwise.
+    ``auto`` follows ingest's rules (``ingest.labels.infer_task``): classification for bool, text or
+    categorical labels and for integer or whole-number float labels with at most 20 distinct values,
+    regression otherwise.
 
     Args:
         labels: The label column.
@@ -226,13 +103,7 @@ def resolve_task(labels, task: str, label_column: str, source: str) -> str:
     is_int = types.is_integer_dtype(labels) and not is_bool
     is_float = types.is_float_dtype(labels)
     if task == "auto":
-        if is_bool or is_text:
-            return "classification"
-        if is_int:
-            return "classification" if labels.nunique() <= MAX_AUTO_CLASSES else "regression"
-        if is_float:
-            return "regression"
-        raise DataError(f"{source}: label column {label_column!r} has dtype {labels.dtype}; cannot infer the task")
+        return auto_task(labels, label_column, source).task
     if task == "classification":
         if is_float and not (labels == labels.round()).all():
             raise DataError(
@@ -245,6 +116,15 @@ def resolve_task(labels, task: str, label_column: str, source: str) -> str:
             f"{source}: label column {label_column!r} has dtype {labels.dtype}; regression needs a numeric label"
         )
     return task
+
+
+def auto_task(labels, label_column: str, source: str):
+    """Return ingest's decision (``LabelTask``: task and reason) for a label column, naming the file on errors."""
+    values = labels if str(labels.dtype) == "category" else labels.dropna().unique()
+    try:
+        return infer_task(values, "auto", label_column)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from exc
 
 
 def _estimator_table():
@@ -312,12 +192,17 @@ def make_estimator(request: TrainRequest, task: str):
     return model, params
 
 
-def build_pipeline(features: list[FeatureSpec], estimator):
+def build_pipeline(
+    features: list[FeatureSpec], estimator, max_categories: int = 50, min_frequency: int = 5, sparse: bool = False
+):
     """Assemble the (unfitted) model pipeline for the given features and estimator.
 
     Args:
         features: The feature specs, in model order.
         estimator: An unfitted scikit-learn estimator.
+        max_categories: One-hot columns per categorical feature at most (the rest share an "infrequent" one).
+        min_frequency: Categories seen in fewer training rows are grouped as "infrequent".
+        sparse: Encode into a sparse matrix (for estimators that take one).
 
     Returns:
         A ``sklearn.pipeline.Pipeline`` with steps ``frame``, ``prep`` and ``model``.
@@ -357,7 +242,15 @@ def build_pipeline(features: list[FeatureSpec], estimator):
                             "impute",
                             SimpleImputer(missing_values=pd.NA, strategy="constant", fill_value=MISSING_CATEGORY),
                         ),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="ignore",
+                                max_categories=max_categories,
+                                min_frequency=min_frequency if min_frequency > 1 else None,
+                                sparse_output=sparse,
+                            ),
+                        ),
                     ]
                 ),
                 categorical,
@@ -367,7 +260,11 @@ def build_pipeline(features: list[FeatureSpec], estimator):
         functools.partial(pd.DataFrame, columns=order), validate=False, feature_names_out="one-to-one"
     )
     return Pipeline(
-        [("frame", frame), ("prep", ColumnTransformer(transformers, sparse_threshold=0.0)), ("model", estimator)]
+        [
+            ("frame", frame),
+            ("prep", ColumnTransformer(transformers, sparse_threshold=1.0 if sparse else 0.0)),
+            ("model", estimator),
+        ]
     )
 
 
@@ -388,8 +285,11 @@ def _fit(pipeline, features_frame, labels, estimator_name: str, hyperparameters:
         raise ConfigError(f"hyperparameters: {estimator_name} rejected {given} while fitting: {exc}") from exc
 
 
-def training_metrics(pipeline, features_frame, labels, task: str) -> dict:
-    """Metrics of a fitted pipeline on the data it was trained on (a sanity check, not an evaluation)."""
+def training_metrics(pipeline, features_frame, labels, task: str, positive: Any = None) -> dict:
+    """Metrics of a fitted pipeline on the data it was trained on (a sanity check, not an evaluation).
+
+    ``positive`` is the positive class of a binary label for ROC AUC (None: the larger class).
+    """
     import numpy as np
     from sklearn import metrics
 
@@ -401,7 +301,8 @@ def training_metrics(pipeline, features_frame, labels, task: str) -> dict:
         result["accuracy"] = float(metrics.accuracy_score(labels, predicted))
         result["log_loss"] = float(metrics.log_loss(labels, proba, labels=classes))
         if len(classes) == 2:
-            result["roc_auc"] = float(metrics.roc_auc_score(labels == classes[-1], proba[:, -1]))
+            index = classes.index(positive) if positive in classes else 1
+            result["roc_auc"] = float(metrics.roc_auc_score(labels == classes[index], proba[:, index]))
         else:
             result["roc_auc"] = float(
                 metrics.roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=classes)
@@ -440,6 +341,7 @@ def train(
     model_dir: str | os.PathLike,
     source_data_hash: str | None = None,
     source_data_uri: str | None = None,
+    positive_class: Any = None,
 ) -> TrainResult:
     """Fit the model pipeline and write the model directory (``model.joblib`` + ``metadata.json``).
 
@@ -456,13 +358,16 @@ def train(
         model_dir: Directory to write.
         source_data_hash: sha256 of the source bytes the split was made from, when known.
         source_data_uri: Where that source was read from, when known.
+        positive_class: The positive class of a binary label as ingest chose it (its Dataset's
+            ``positive_class``); None: the minority class (a decision). Recorded in ``metadata.json``.
 
     Returns:
-        The metadata, the training metrics and the model's sha256.
+        The metadata, the training metrics, the model's sha256 and the decisions taken.
 
     Raises:
         ConfigError: Unknown hyperparameter, or an invalid hyperparameter value.
-        DataError: Unreadable schema or data, features missing from the data, unusable labels.
+        DataError: Unreadable schema or data, features missing from the data, unusable labels, a positive class
+            that is not a class, or a fit that would not fit in memory (naming the widest features).
     """
     import joblib
     import sklearn
@@ -492,16 +397,30 @@ def train(
         for spec in features
     ]
     x = coerce_features(frame, features, source)
+    decisions: list[Decision] = []
     resolved_task = resolve_task(frame[label_column], request.task, label_column, source)
+    if request.task == "auto":
+        decisions.append(
+            Decision("train", label_column, resolved_task, auto_task(frame[label_column], label_column, source).reason)
+        )
     y = _prepare_labels(frame[label_column], resolved_task)
     if resolved_task == "classification" and y.nunique() < 2:
         raise DataError(
             f"{source}: label column {label_column!r} has a single class ({y.iloc[0]!r}); "
             "classification needs at least two"
         )
+    positive = _positive(y, resolved_task, positive_class, label_column, source, decisions)
 
     model, params = make_estimator(request, resolved_task)
-    pipeline = build_pipeline(features, model)
+    sparse = estimator in SPARSE_ESTIMATORS
+    widths = guards.encoded_widths(x, features, request.max_categories)
+    limit, where = guards.memory_limit(request.memory_limit_mb)
+    classes_count = int(y.nunique()) if resolved_task == "classification" else 0
+    data_bytes = int(frame.memory_usage(deep=True).sum() + x.memory_usage(deep=True).sum())
+    estimate, how = guards.estimate_memory(len(x), widths, sparse, estimator, params, classes_count, data_bytes)
+    guards.check_memory(source, widths, estimate, how, limit, where)
+    decisions += guards.leakage(x, y, features, resolved_task, positive, request.seed)
+    pipeline = build_pipeline(features, model, request.max_categories, request.min_frequency, sparse)
     logger.info(
         "training %s (%s, %s) on %d rows x %d features",
         estimator,
@@ -511,7 +430,8 @@ def train(
         len(features),
     )
     _fit(pipeline, x, y, estimator, request.hyperparameters)
-    metrics = training_metrics(pipeline, x, y, resolved_task)
+    decisions += _grouped_categories(pipeline, request)
+    metrics = training_metrics(pipeline, x, y, resolved_task, positive)
     classes = [_jsonable(c) for c in pipeline.classes_] if resolved_task == "classification" else None
 
     metadata = {
@@ -529,6 +449,14 @@ def train(
         "source_data_hash": source_data_hash or None,
         "source_data_uri": source_data_uri or None,
         "train_rows": int(len(x)),
+        "positive_class": _jsonable(positive),
+        "encoding": {
+            "max_categories": request.max_categories,
+            "min_frequency": request.min_frequency,
+            "sparse": sparse,
+        },
+        "memory_estimate_bytes": int(estimate),
+        "decisions": to_metadata(decisions),
         "model_sha256": None,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -538,6 +466,59 @@ def train(
         metadata["model_sha256"] = sha256_file(staged / MODEL_FILE)
         (staged / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logger.info("wrote %s (sha256 %s); training metrics %s", model_dir, metadata["model_sha256"], metrics)
+    for decision in decisions:
+        logger.info("decision: %s", decision.line())
     return TrainResult(
-        metadata=metadata, metrics=metrics, model_sha256=metadata["model_sha256"], model_dir=os.fspath(model_dir)
+        metadata=metadata,
+        metrics=metrics,
+        model_sha256=metadata["model_sha256"],
+        model_dir=os.fspath(model_dir),
+        decisions=decisions,
     )
+
+
+def _positive(y, task: str, requested: Any, label_column: str, source: str, decisions: list) -> Any:
+    """Return the positive class of a binary label: as ingest chose it, else the minority (a decision)."""
+    if task != "classification" or y.nunique() != 2:
+        return None
+    counts = y.value_counts()
+    classes = [_jsonable(c) for c in sorted(counts.index.tolist())]
+    if requested is not None:
+        found = [c for c in classes if c == requested or str(c) == str(requested)]
+        if not found:
+            raise DataError(
+                f"{source}: positive class {requested!r} (the Dataset's positive_class) is not a class of label "
+                f"column {label_column!r}; its classes: {', '.join(map(repr, classes))}"
+            )
+        return found[0]
+    low, high = classes
+    positive = low if counts[low] < counts[high] else high
+    share = counts[positive] / len(y)
+    decisions.append(
+        Decision("train", label_column, "positive class", f"{positive!r}: the minority class ({share:.1%} of rows)")
+    )
+    return positive
+
+
+def _grouped_categories(pipeline, request: TrainRequest) -> list[Decision]:
+    """Decisions for each categorical feature whose rare or surplus categories share one "infrequent" column."""
+    prep = pipeline.named_steps["prep"]
+    if "categorical" not in prep.named_transformers_:
+        return []
+    encoder = prep.named_transformers_["categorical"].named_steps["onehot"]
+    names = next(columns for name, _, columns in prep.transformers_ if name == "categorical")
+    out = []
+    for name, categories, infrequent in zip(names, encoder.categories_, encoder.infrequent_categories_):
+        if infrequent is None or not len(infrequent):
+            continue
+        out.append(
+            Decision(
+                "train",
+                name,
+                "capped",
+                f"{len(categories)} categories: {len(infrequent)} rare ones (fewer than {request.min_frequency} rows) "
+                f"or beyond the {request.max_categories - 1} most frequent share one 'infrequent' column "
+                f"(max_categories={request.max_categories}, min_frequency={request.min_frequency})",
+            )
+        )
+    return out

@@ -15,6 +15,11 @@ ESTIMATORS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
 TASKS = ("auto", "classification", "regression")
 
 
+def _check_int(value, field: str, low: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{field}: expected {what}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainRequest:
     """Which estimator to fit, on which label, how."""
@@ -29,11 +34,25 @@ class TrainRequest:
         {},
     )
     task: str = param(
-        "``auto`` (classification for bool/string labels or integers with at most 20 values), ``classification`` "
-        "or ``regression``.",
+        "``auto`` (classification for bool/string labels, or integer or whole-number float labels with at most 20 "
+        "values), ``classification`` or ``regression``.",
         "auto",
     )
     seed: int = param("Random seed of the estimator (its ``random_state`` unless the hyperparameters set one).", 42)
+    max_categories: int = param(
+        "One-hot columns per categorical feature at most (>= 2): the most frequent categories get their own, the "
+        "rest share one 'infrequent' column.",
+        50,
+    )
+    min_frequency: int = param(
+        "Categories seen in fewer training rows than this share the 'infrequent' column (1: no grouping by rarity).",
+        5,
+    )
+    memory_limit_mb: int = param(
+        "Memory the fit may use, in MiB; training is refused before fitting when the estimate exceeds 80% of it. "
+        "0: the container's cgroup limit, else the machine's memory.",
+        0,
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.label_column, str) or not self.label_column:
@@ -51,3 +70,6 @@ class TrainRequest:
             raise ConfigError(f"hyperparameters: expected names as strings, got {sorted(map(repr, hyperparameters))}")
         object.__setattr__(self, "hyperparameters", dict(hyperparameters))
         check_seed(self.seed)
+        _check_int(self.max_categories, "max_categories", 2, "an integer >= 2")
+        _check_int(self.min_frequency, "min_frequency", 1, "an integer >= 1 (rows)")
+        _check_int(self.memory_limit_mb, "memory_limit_mb", 0, "an integer >= 0 (MiB; 0 for the container's limit)")

@@ -77,6 +77,8 @@ def test_train_component_fails_on_an_unknown_estimator_and_leaves_no_model(churn
 
 
 def test_train_python_func_without_source_metadata_records_no_source(churn, tmp_path):
+    from kfp_tabular.components.common.decisions import from_metadata
+
     data = Dataset(name="train_data", uri=str(churn.train), metadata={})
     schema = Artifact(name="schema", uri=str(churn.schema))
     model = Model(name="model", uri=str(tmp_path / "model"))
@@ -93,7 +95,11 @@ def test_train_python_func_without_source_metadata_records_no_source(churn, tmp_
     assert model.metadata["source_data_hash"] is None and model.metadata["source_data_uri"] is None
     assert model.metadata["classes"] == [0, 1]
     assert (tmp_path / "model" / "model.joblib").is_file()
-    assert set(metrics.metadata) == {"rows", "accuracy", "log_loss", "roc_auc"}
+    assert set(metrics.metadata) == {"rows", "accuracy", "log_loss", "roc_auc", "decisions", "leakage_warnings"}
+    # No Dataset positive_class: train chose the minority class itself, and said so.
+    decisions = from_metadata(model.metadata["decisions"])
+    assert [(d.subject, d.action) for d in decisions] == [("churned", "classification"), ("churned", "positive class")]
+    assert model.metadata["positive_class"] == 1 and metrics.metadata["decisions"] == 2
 
 
 def test_the_component_parameters_are_the_request_fields():
