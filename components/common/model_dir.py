@@ -99,6 +99,7 @@ def _check_metadata(path: Path, meta: dict[str, Any], required: tuple[str, ...])
                     f"{path}: field 'features' column '{name}': expected dtype one of "
                     f"{', '.join(FEATURE_DTYPES)}, got {dtype!r}"
                 )
+            _check_feature_schema(path, name, by_name[name])
     task = meta.get("task")
     if task is not None and task not in TASKS:
         raise DataError(f"{path}: field 'task': expected one of {', '.join(TASKS)}, got {task!r}")
@@ -107,11 +108,34 @@ def _check_metadata(path: Path, meta: dict[str, Any], required: tuple[str, ...])
         raise DataError(f"{path}: field 'classes': expected a list or null, got {type(classes).__name__}")
 
 
+def _check_feature_schema(path: Path, name: str, entry: dict[str, Any]) -> None:
+    """Check the optional schema fields train records from TFDV: domain, min/max, required."""
+    where = f"{path}: field 'features' column '{name}'"
+    domain = entry.get("domain")
+    if domain is not None and (not isinstance(domain, list) or not all(_is_plain(v) for v in domain)):
+        raise DataError(f"{where}: 'domain': expected a list of category values, got {domain!r}")
+    bounds = {}
+    for key in ("min", "max"):
+        value = entry.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DataError(f"{where}: {key!r}: expected a number or null, got {value!r}")
+        bounds[key] = value
+    if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
+        raise DataError(f"{where}: 'min' {bounds['min']} is greater than 'max' {bounds['max']}")
+    if "required" in entry and not isinstance(entry["required"], bool):
+        raise DataError(f"{where}: 'required': expected true or false, got {entry['required']!r}")
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 def read_metadata(model_dir: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """Read and check ``metadata.json`` in ``model_dir``; None when the file is absent and nothing is required.
 
     Checked: ``feature_order`` (a non-empty list of unique names), ``features`` (optional; when given, an entry
-    with a known ``dtype`` for every name in ``feature_order``), ``task`` (optional, classification or
+    with a known ``dtype`` for every name in ``feature_order``, and, when recorded, ``domain`` a list of values,
+    ``min``/``max`` numbers with min <= max, ``required`` a bool), ``task`` (optional, classification or
     regression), ``classes`` (optional, a list or null), and every field named in ``required``.
 
     Raises:

@@ -17,7 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server
     from kserve.utils.utils import strtobool
 
-    from kfp_tabular.components.deployment.model_server.server import DEFAULT_HOST, ENV_PREDICT_PROBA
+    from kfp_tabular.components.deployment.model_server.schema import DEFAULT_POLICY, KINDS
+    from kfp_tabular.components.deployment.model_server.server import (
+        DEFAULT_HOST,
+        DEFAULT_MAX_BODY_BYTES,
+        ENV_PREDICT_PROBA,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m kfp_tabular.components.deployment.model_server",
@@ -46,13 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"V1 predictions are class probabilities instead of labels (default: ${ENV_PREDICT_PROBA} or false)",
     )
+    parser.add_argument(
+        "--schema_policy",
+        default="default",
+        help=(
+            "what a value the training schema rules out gets: 'reject' (HTTP 400 naming each field), 'flag' "
+            "(served, counted in /metrics and listed in the response's parameters), or kind=action pairs over "
+            f"the defaults ({', '.join(f'{k}={DEFAULT_POLICY[k]}' for k in KINDS)})"
+        ),
+    )
+    parser.add_argument(
+        "--max_body_bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest inference request body served; larger ones get HTTP 413",
+    )
+    parser.add_argument(
+        "--model_threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP threads per predict (1 serves single rows fastest; 0 leaves the libraries' default)",
+    )
+    parser.add_argument(
+        "--fast_path",
+        type=strtobool,
+        default=True,
+        help="serve through the numpy path derived from model.joblib when it predicts the same on probe rows",
+    )
     parser.set_defaults(enable_grpc=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Load the model and run the server until it is stopped; return 2 when the model cannot be loaded."""
-    from kfp_tabular.components.common.errors import DataError
+    from kfp_tabular.components.common.errors import ConfigError, DataError
     from kfp_tabular.components.deployment.model_server.model_files import select_local_model
     from kfp_tabular.components.deployment.model_server.server import HostModelServer, TabularModel
 
@@ -64,9 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             choice = select_local_model(args.latest_under)
             model_dir = choice.model_dir
             print(f"model: {model_dir}: {choice.reason}", file=sys.stderr, flush=True)
-        model = TabularModel(args.model_name, model_dir, predict_proba=args.predict_proba)
+        model = TabularModel(
+            args.model_name,
+            model_dir,
+            predict_proba=args.predict_proba,
+            schema_policy=args.schema_policy,
+            model_threads=args.model_threads or None,
+            fast_path=bool(args.fast_path),
+        )
         model.load()
-    except DataError as exc:
+    except (DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -78,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = HostModelServer(
         host=args.host,
+        max_body_bytes=args.max_body_bytes,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,
