@@ -31,13 +31,15 @@ def evaluate(
 
     Args:
         model: Candidate model directory from the train component.
-        eval_data: Eval data, one Parquet file with the features and the label.
+        eval_data: Eval data, one Parquet file with the features and the label (from ingest: its
+            ``positive_class`` is the class binary precision, recall, F1 and ROC AUC measure, else the model's,
+            else the minority class; its ``decisions`` are listed in the report).
         metrics: Output scalar metrics of the candidate on the eval data.
         classification_metrics: Output confusion matrix and, for binary classification, the ROC curve.
         blessing: Output blessing JSON: blessed, reasons, metrics, baseline_metrics, thresholds, tolerance,
-            model_sha256.
+            model_sha256; its metadata adds the task, the positive class and the evaluation's decisions.
         report: Output Markdown report: metrics table (candidate, baseline, threshold, pass/fail), verdict,
-            confusion matrix.
+            confusion matrix, positive class, and the decisions taken for the user upstream and here.
 
     Returns:
         blessed: Whether the model passed the gate.
@@ -47,6 +49,7 @@ def evaluate(
     import math
     from collections import namedtuple
 
+    from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata, to_metadata
     from kfp_tabular.components.evaluation.evaluate import core
     from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
 
@@ -60,6 +63,8 @@ def evaluate(
         eval_path=eval_data.path,
         blessing_path=blessing.path,
         report_path=report.path,
+        positive_class=eval_data.metadata.get("positive_class"),
+        data_decisions=from_metadata(eval_data.metadata.get(METADATA_KEY)),
     )
     for name, value in result.metrics.items():
         if value is not None:
@@ -73,7 +78,15 @@ def evaluate(
         # KFP stores the curve in JSON metadata: the first threshold (inf) becomes a large finite number.
         finite = [t if math.isfinite(t) else 1e9 for t in result.roc_curve["thresholds"]]
         classification_metrics.log_roc_curve(result.roc_curve["fpr"], result.roc_curve["tpr"], finite)
-    blessing.metadata.update({"blessed": result.blessed, "reasons": result.reasons, "task": result.task})
-    report.metadata["blessed"] = result.blessed
+    blessing.metadata.update(
+        {
+            "blessed": result.blessed,
+            "reasons": result.reasons,
+            "task": result.task,
+            "positive_class": result.positive_class,
+            METADATA_KEY: to_metadata(result.decisions),
+        }
+    )
+    report.metadata.update({"blessed": result.blessed, METADATA_KEY: to_metadata(result.decisions)})
     outputs = namedtuple("Outputs", ["blessed", "reason"])
     return outputs(result.blessed, result.reason)

@@ -25,7 +25,9 @@ from typing import Any
 from kfp_tabular.components.common import blessing as blessings
 from kfp_tabular.components.common import model_dir as contract
 from kfp_tabular.components.common.artifacts import read_parquet, write_text
+from kfp_tabular.components.common.decisions import Decision, from_metadata
 from kfp_tabular.components.common.errors import DataError
+from kfp_tabular.components.evaluation.evaluate.report import _bound_text, _fmt, render_report  # noqa: F401
 from kfp_tabular.components.evaluation.evaluate.request import (  # noqa: F401 (check_thresholds: named here too)
     HIGHER_IS_BETTER,
     EvaluateRequest,
@@ -60,6 +62,10 @@ class EvaluationResult:
         confusion_matrix: ``{"labels": [str], "matrix": [[int]]}`` (rows: actual, columns: predicted) or None.
         roc_curve: ``{"fpr", "tpr", "thresholds"}`` lists for binary classification (at most 200 points; the
             first threshold is ``inf``, as scikit-learn returns it), else None.
+        positive_class: The class binary precision, recall, F1 and ROC AUC measure, else None.
+        decisions: Decisions this evaluation took (the positive class when nobody upstream chose it).
+        upstream_decisions: Decisions taken upstream (the eval data's, the model's ``metadata.json``), shown in the
+            report.
     """
 
     blessed: bool
@@ -74,6 +80,9 @@ class EvaluationResult:
     classes: list | None = None
     confusion_matrix: dict | None = None
     roc_curve: dict | None = None
+    positive_class: Any = None
+    decisions: list = dataclasses.field(default_factory=list)
+    upstream_decisions: list = dataclasses.field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -195,7 +204,7 @@ def _downsample(values: list, keep: list[int]) -> list:
     return [values[i] for i in keep]
 
 
-def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> dict:
+def score(pipeline, metadata: dict, frame, label_column: str, source: str, positive: Any = None) -> dict:
     """Compute the metrics of one model on a frame holding its features and the label.
 
     Args:
@@ -204,6 +213,7 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
         frame: Eval data (raw dtypes: the pipeline coerces).
         label_column: Name of the label column.
         source: The eval file, for error messages.
+        positive: The positive class of a binary label (one of the model's classes); None: the larger class.
 
     Returns:
         ``{"metrics": {...}, "classes": [...] | None, "confusion_matrix": {...} | None, "roc_curve": {...} | None}``
@@ -255,10 +265,11 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
     predicted = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
     binary = len(classes) == 2
     if binary:
-        positive = classes[-1]
+        index = classes.index(positive) if positive in classes else 1
+        positive = classes[index]
         truth = y == positive
         averaging = {"average": "binary", "pos_label": positive}
-        roc_auc = _safe(skm.roc_auc_score, truth, proba[:, -1])
+        roc_auc = _safe(skm.roc_auc_score, truth, proba[:, index])
     else:
         averaging = {"average": "macro", "labels": classes}
         roc_auc = _safe(skm.roc_auc_score, y, proba, multi_class="ovr", average="macro", labels=classes)
@@ -274,7 +285,7 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
     matrix = skm.confusion_matrix(y, predicted, labels=classes)
     out["confusion_matrix"] = {"labels": [str(c) for c in classes], "matrix": matrix.astype(int).tolist()}
     if binary and truth.any() and not truth.all():
-        fpr, tpr, thresholds = skm.roc_curve(truth, proba[:, -1])
+        fpr, tpr, thresholds = skm.roc_curve(truth, proba[:, index])
         keep = list(range(len(fpr)))
         if len(keep) > MAX_ROC_POINTS:
             keep = sorted(set(np.linspace(0, len(fpr) - 1, MAX_ROC_POINTS).round().astype(int).tolist()))
@@ -284,14 +295,6 @@ def score(pipeline, metadata: dict, frame, label_column: str, source: str) -> di
             "thresholds": _downsample(thresholds.tolist(), keep),
         }
     return out
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _bound_text(name: str, bound: float) -> str:
-    return f"{'>=' if name in HIGHER_IS_BETTER else '<='} {bound:g}"
 
 
 def _passes(name: str, value: float, bound: float) -> bool:
@@ -362,44 +365,9 @@ def decide(
     return blessed, (passes if blessed else failures), verdicts
 
 
-def render_report(
-    result: EvaluationResult, model_dir: str, eval_path: str, baseline_model_dir: str, verdicts: dict
-) -> str:
-    """Render the Markdown evaluation report."""
-    verdict = "BLESSED" if result.blessed else "NOT BLESSED"
-    lines = [
-        f"# Model evaluation: {verdict}",
-        "",
-        f"- model: `{model_dir}` (sha256 `{result.model_sha256}`)",
-        f"- eval data: `{eval_path}` ({result.eval_rows} rows)",
-        f"- task: {result.task}",
-        f"- baseline: `{baseline_model_dir}`" if baseline_model_dir else "- baseline: none",
-        f"- tolerance against the baseline: {result.tolerance:g}",
-        "",
-        "## Metrics",
-        "",
-        "| metric | candidate | baseline | threshold | result |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name in metric_names(result.task):
-        base = "-" if result.baseline_metrics is None else _fmt(result.baseline_metrics.get(name))
-        bound = _bound_text(name, result.thresholds[name]) if name in result.thresholds else "-"
-        failed = verdicts.get(name)
-        outcome = "-" if failed is None else (f"**FAIL** ({', '.join(failed)})" if failed else "pass")
-        lines.append(f"| {name} | {_fmt(result.metrics.get(name))} | {base} | {bound} | {outcome} |")
-    lines += ["", "## Verdict", "", f"**{verdict}**", ""]
-    lines += [f"- {reason}" for reason in result.reasons]
-    if result.confusion_matrix:
-        labels = result.confusion_matrix["labels"]
-        lines += ["", "## Confusion matrix (rows: actual, columns: predicted)", ""]
-        lines.append("| actual \\ predicted | " + " | ".join(labels) + " |")
-        lines.append("| --- " * (len(labels) + 1) + "|")
-        for label, row in zip(labels, result.confusion_matrix["matrix"]):
-            lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _score_baseline(baseline_model_dir: str, frame, label_column: str, eval_path: str, task: str) -> dict:
+def _score_baseline(
+    baseline_model_dir: str, frame, label_column: str, eval_path: str, task: str, positive: Any = None
+) -> dict:
     """Load and score the baseline; raise BaselineError naming the baseline and the problem."""
     with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
         try:
@@ -412,7 +380,7 @@ def _score_baseline(baseline_model_dir: str, frame, label_column: str, eval_path
                 f"baseline model {baseline_model_dir} is a {metadata['task']} model; the candidate is {task}"
             )
         try:
-            return score(pipeline, metadata, frame, label_column, eval_path)["metrics"]
+            return score(pipeline, metadata, frame, label_column, eval_path, positive)["metrics"]
         except DataError as exc:
             raise BaselineError(f"baseline model {baseline_model_dir} cannot score the eval data: {exc}") from exc
 
@@ -423,8 +391,14 @@ def evaluate(
     eval_path: str | os.PathLike,
     blessing_path: str | os.PathLike,
     report_path: str | os.PathLike,
+    positive_class: Any = None,
+    data_decisions: list | None = None,
 ) -> EvaluationResult:
     """Evaluate a candidate model, compare it with thresholds and a baseline, write the blessing and report.
+
+    The positive class of a binary label (what precision, recall, F1, ROC AUC and the ROC curve measure) is
+    ``positive_class`` (the eval Dataset's, chosen by ingest), else the model's (``metadata.json``), else the
+    minority class of the eval labels (a decision); the baseline is measured on the same class.
 
     Args:
         request: The label column, the thresholds (None for the task's default: ``{"roc_auc": 0.7}`` for
@@ -434,13 +408,17 @@ def evaluate(
         eval_path: Eval data, one Parquet file with the features and the label.
         blessing_path: Where to write the blessing JSON (``common.blessing``).
         report_path: Where to write the Markdown report.
+        positive_class: The positive class of a binary label, as a class value (ingest's ``positive_class``).
+        data_decisions: Decisions taken upstream about the eval data (ingest's, from its Dataset's metadata),
+            listed in the report with the model's own.
 
     Returns:
         The result; ``blessed`` is False when a check failed (never an exception).
 
     Raises:
         ConfigError: Thresholds that do not apply to the model's task.
-        DataError: Unreadable eval data or candidate model, or eval data the candidate cannot score.
+        DataError: Unreadable eval data or candidate model, eval data the candidate cannot score, or a positive
+            class that is not one of the model's classes.
     """
     label_column, baseline_model_uri = request.label_column, request.baseline_model_uri
     pipeline, metadata, model_sha256 = load_model_dir(model_dir, "candidate model directory")
@@ -453,13 +431,14 @@ def evaluate(
     frame = read_parquet(eval_path, "eval dataset")
     if len(frame) == 0:
         raise DataError(f"{eval_path}: the eval dataset has no rows")
-    scored = score(pipeline, metadata, frame, label_column, str(eval_path))
+    positive, decisions = _positive_class(pipeline, metadata, frame, label_column, positive_class, str(eval_path))
+    scored = score(pipeline, metadata, frame, label_column, str(eval_path), positive)
 
     baseline_metrics = None
     baseline_problem = None
     if baseline_model_uri:
         try:
-            baseline_metrics = _score_baseline(baseline_model_uri, frame, label_column, str(eval_path), task)
+            baseline_metrics = _score_baseline(baseline_model_uri, frame, label_column, str(eval_path), task, positive)
         except BaselineError as exc:
             baseline_problem = str(exc)
     blessed, reasons, verdicts = decide(
@@ -478,6 +457,9 @@ def evaluate(
         classes=scored["classes"],
         confusion_matrix=scored["confusion_matrix"],
         roc_curve=scored["roc_curve"],
+        positive_class=positive,
+        decisions=decisions,
+        upstream_decisions=[*(data_decisions or []), *from_metadata(metadata.get("decisions"))],
     )
     verdict = blessings.Blessing(
         blessed=result.blessed,
@@ -494,4 +476,57 @@ def evaluate(
     blessings.write(blessing_path, verdict)
     write_text(report_path, report)
     logger.info("%s: %s", "blessed" if blessed else "not blessed", result.reason)
+    for decision in decisions:
+        logger.info("decision: %s", decision.line())
     return result
+
+
+def _positive_class(pipeline, metadata: dict, frame, label_column: str, requested: Any, source: str):
+    """Return the positive class of a binary model and the decisions taken choosing it (``(None, [])`` otherwise)."""
+    classes = [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])]
+    if metadata["task"] != "classification" or len(classes) != 2:
+        return None, []
+
+    def match(value: Any, where: str) -> Any:
+        found = [c for c in classes if c == value or str(c) == str(value)]
+        if not found:
+            raise DataError(
+                f"{where}: positive class {value!r} is not a class of the model (classes: "
+                f"{', '.join(map(repr, classes))})"
+            )
+        return found[0]
+
+    decisions = []
+    recorded = metadata.get("positive_class")
+    if requested is not None:
+        positive = match(requested, source)
+        if recorded is not None and match(recorded, "metadata.json") != positive:
+            decisions.append(
+                Decision(
+                    "evaluate",
+                    label_column,
+                    "warning",
+                    f"the model was trained with positive class {recorded!r}; measured with the eval data's "
+                    f"{positive!r}",
+                )
+            )
+        return positive, decisions
+    if recorded is not None:
+        return match(recorded, "metadata.json"), decisions
+    labels = frame[label_column] if label_column in frame.columns else None
+    if labels is None or labels.isna().any():
+        return classes[-1], decisions  # score() names the problem
+    y = _labels_like_classes(labels, classes, source, label_column)
+    counts = [int((y == c).sum()) for c in classes]
+    positive = classes[0] if counts[0] < counts[1] else classes[1]
+    share = counts[classes.index(positive)] / len(y)
+    decisions.append(
+        Decision(
+            "evaluate",
+            label_column,
+            "positive class",
+            f"{positive!r}: the minority class of the eval data ({share:.1%} of rows); neither the eval data nor the "
+            "model names one",
+        )
+    )
+    return positive, decisions

@@ -29,6 +29,12 @@ def write_schema(frame, path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def schema_writer():
+    """The function that infers and writes a schema (TFDV is imported only by tests that use it)."""
+    return write_schema
+
+
 @pytest.fixture(scope="module", autouse=True)
 def single_threaded(single_threaded_openmp):
     """HistGradientBoosting under one OpenMP thread here (see tests.plugin.single_threaded_openmp)."""
