@@ -46,6 +46,7 @@ from kfp_tabular.components.training.train.features import (  # noqa: F401 (the 
     TO_STRING,
     FeatureSpec,
     coerce_features,
+    input_schema,
     read_schema,
     schema_features,
 )
@@ -435,7 +436,7 @@ def train(
     classes = [_jsonable(c) for c in pipeline.classes_] if resolved_task == "classification" else None
 
     metadata = {
-        "features": [dataclasses.asdict(spec) for spec in features],
+        "features": input_schema(x, features),
         "feature_order": [spec.name for spec in features],
         "label_column": label_column,
         "task": resolved_task,

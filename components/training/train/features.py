@@ -158,3 +158,39 @@ def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):
     import pandas as pd
 
     return pd.DataFrame(out, index=frame.index)
+
+
+#: A categorical feature with more distinct training values than this travels without a closed domain.
+MAX_DOMAIN_VALUES = 1000
+
+
+def input_schema(frame, features: list[FeatureSpec]) -> list[dict]:
+    """Describe each input as the server checks it: ``metadata.json["features"]`` (see common/model_dir.py).
+
+    Each entry is the feature's name, dtype and kind plus what training saw: ``min``/``max`` of a numeric
+    feature (finite values), the ``domain`` of a categorical one (its distinct values, when there are at most
+    :data:`MAX_DOMAIN_VALUES`), ``required`` (the column must be in a request) and ``nullable`` (training
+    saw missing values, so a null is no violation).
+
+    Args:
+        frame: The training features as :func:`coerce_features` returns them.
+        features: The schema's features.
+    """
+    import numpy as np
+
+    entries = []
+    for spec in features:
+        column = frame[spec.name]
+        entry = {**dataclasses.asdict(spec), "required": True, "nullable": bool(column.isna().any())}
+        present = column.dropna()
+        if spec.kind == "numeric" and spec.dtype != "bool" and len(present):
+            values = present.to_numpy(dtype="float64")
+            finite = values[np.isfinite(values)]
+            if len(finite):
+                entry["min"], entry["max"] = float(finite.min()), float(finite.max())
+        elif spec.kind == "categorical":
+            distinct = present.astype(str).unique()
+            if 0 < len(distinct) <= MAX_DOMAIN_VALUES:
+                entry["domain"] = sorted(str(value) for value in distinct)
+        entries.append(entry)
+    return entries
