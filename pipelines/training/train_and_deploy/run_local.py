@@ -36,16 +36,11 @@ def curated_schema_path() -> str:
     return path()
 
 
-def default_data_path(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
-    """Return where :func:`default_data` keeps the bundled default dataset."""
-    return Path(output_dir) / "data" / f"churn-{variant}-{rows}-{seed}.csv"
-
-
 def default_data(output_dir: Path, rows: int, seed: int, variant: str = "default") -> Path:
     """Generate the bundled default dataset once (it is deterministic) and return its path."""
     from kfp_tabular.components.data_processing.synthetic_data import core
 
-    path = default_data_path(output_dir, rows, seed, variant)
+    path = Path(output_dir) / "data" / f"churn-{variant}-{rows}-{seed}.csv"
     if not path.exists():
         core.write(core.generate(rows, seed, variant), path)
     return path
@@ -229,16 +224,13 @@ def run_local(
     from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
 
     output_dir = Path(output_dir).resolve()
-    bundled = data_uri is None
-    if bundled:
-        data_uri = str(default_data_path(output_dir, rows, seed))
+    if data_uri is None:
+        data_uri = str(default_data(output_dir, rows, seed))
         parameters.setdefault("schema_uri", curated_schema_path())
     parameters.setdefault("seed", seed)
     check_parameters({**parameters, "data_uri": data_uri})
     runs_root = output_dir / "runs"
     runs_root.mkdir(parents=True, exist_ok=True)
-    if bundled:
-        default_data(output_dir, rows, seed)
     registry = ProductionRegistry(output_dir)
     baseline = registry.current() if use_production_baseline else None
     skipped = ""
