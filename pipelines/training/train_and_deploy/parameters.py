@@ -60,5 +60,22 @@ def check_parameters(params: dict[str, Any]) -> list:
         build(evaluate, values),
         build(deploy, values, rename=DEPLOY_RENAME),
     ]
-    requests[3].check_for_task(requests[0].task)
+    requests[3].check_for_task(_task(requests[0], "thresholds" in params))
     return requests
+
+
+def _task(ingest_request: Any, thresholds_given: bool) -> str:
+    """Return the task thresholds must fit.
+
+    As given; or, for ``auto`` with thresholds given and a local file, the one ingest will decide from the label
+    column (read here once; a remote source is not downloaded twice, so its thresholds must fit either task
+    until ingest decides).
+    """
+    if ingest_request.task != "auto" or not thresholds_given:
+        return ingest_request.task
+    uri = ingest_request.data_uri
+    if "://" in uri and not uri.startswith("file://"):
+        return "auto"
+    from kfp_tabular.components.data_processing.ingest.core import label_task
+
+    return label_task(uri, ingest_request.label_column).task
