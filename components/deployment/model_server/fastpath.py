@@ -113,7 +113,7 @@ def derive(pipeline: Any, feature_dtypes: Mapping[str, str]) -> FastPath:
         blocks.append(_block(name, [str(c) for c in columns], steps, feature_dtypes))
     if not blocks:
         raise Unsupported("the ColumnTransformer has no transformers")
-    return FastPath(blocks, estimator)
+    return FastPath(blocks, compile_estimator(estimator))
 
 
 def _check_frame_step(step: Any) -> None:
@@ -222,3 +222,91 @@ def same_predictions(expected: Tuple[Any, Any], got: Tuple[Any, Any], atol: floa
     if (proba_a is None) != (proba_b is None):
         return False
     return proba_a is None or bool(np.allclose(proba_a, proba_b, rtol=0, atol=atol))
+
+
+class CompiledTrees:
+    """A fitted ``HistGradientBoosting{Classifier,Regressor}``'s trees as flat arrays, walked for all trees at once.
+
+    scikit-learn calls one Cython predictor per tree (100 calls for one row, each entering an OpenMP region);
+    here every tree advances one level per numpy step. The split rule is the predictor's own (a NaN goes where
+    ``missing_go_to_left`` says, else ``x <= num_threshold`` goes left), the leaf values are added to the
+    baseline in iteration order (as scikit-learn does, so the sums are the same floats), and the estimator's own
+    loss turns the raw scores into probabilities or values. Models with native categorical splits are not
+    compiled.
+    """
+
+    #: Larger batches go to scikit-learn's predictors (one pass per tree over many rows is faster there).
+    MAX_ROWS = 64
+
+    def __init__(self, estimator: Any):
+        predictors = getattr(estimator, "_predictors", None)
+        categorical = getattr(estimator, "is_categorical_", None)
+        if not predictors or (categorical is not None and bool(np.any(categorical))):
+            raise Unsupported("not a fitted HistGradientBoosting model without categorical splits")
+        self.estimator = estimator
+        self.classes_ = getattr(estimator, "classes_", None)
+        nodes, roots, tree_class, offset = [], [], [], 0
+        for iteration in predictors:
+            for k, predictor in enumerate(iteration):
+                tree = predictor.nodes
+                nodes.append(tree)
+                roots.append(offset)
+                tree_class.append(k)
+                offset += len(tree)
+        flat = np.concatenate(nodes)
+        starts = np.repeat(np.asarray(roots), [len(t) for t in nodes])
+        self.feature = flat["feature_idx"].astype(np.intp)
+        self.threshold = flat["num_threshold"].astype(np.float64)
+        self.missing_left = flat["missing_go_to_left"].astype(bool)
+        self.is_leaf = flat["is_leaf"].astype(bool)
+        self.left = (flat["left"].astype(np.intp) + starts).astype(np.intp)
+        self.right = (flat["right"].astype(np.intp) + starts).astype(np.intp)
+        self.value = flat["value"].astype(np.float64)
+        self.roots = np.asarray(roots, dtype=np.intp)
+        self.tree_class = np.asarray(tree_class)
+        self.n_classes = len(predictors[0])
+        self.baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).reshape(-1)
+        self.depth = int(flat["depth"].max()) + 1
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """Raw scores, shape (rows, trees per iteration), as ``estimator._raw_predict`` computes them."""
+        rows = x.shape[0]
+        node = np.broadcast_to(self.roots, (rows, len(self.roots))).copy()
+        row = np.arange(rows)[:, None]
+        for _ in range(self.depth):
+            leaf = self.is_leaf[node]
+            if leaf.all():
+                break
+            value = x[row, self.feature[node]]
+            left = np.where(np.isnan(value), self.missing_left[node], value <= self.threshold[node])
+            node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
+        leaves = self.value[node]
+        raw = np.empty((rows, self.n_classes), dtype=np.float64)
+        for k in range(self.n_classes):
+            terms = np.concatenate([np.full((rows, 1), self.baseline[k]), leaves[:, self.tree_class == k]], axis=1)
+            raw[:, k] = np.cumsum(terms, axis=1)[:, -1]  # sequential, in iteration order, like scikit-learn
+        return raw
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, as the estimator's ``predict_proba`` (which serves batches over MAX_ROWS)."""
+        if x.shape[0] > self.MAX_ROWS:
+            return self.estimator.predict_proba(x)
+        return self.estimator._loss.predict_proba(self.raw(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Labels (classifier) or values (regressor), as the estimator's ``predict``."""
+        if self.classes_ is not None:
+            return np.asarray(self.classes_).take(np.argmax(self.predict_proba(x), axis=1))
+        if x.shape[0] > self.MAX_ROWS:
+            return self.estimator.predict(x)
+        return self.estimator._loss.link.inverse(self.raw(x).ravel())
+
+
+def compile_estimator(estimator: Any) -> Any:
+    """Return the estimator as :class:`CompiledTrees` when it is a HistGradientBoosting model, else as it is."""
+    if type(estimator).__name__ in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor"):
+        try:
+            return CompiledTrees(estimator)
+        except Unsupported as exc:
+            logger.info("trees not compiled: %s", exc)
+    return estimator

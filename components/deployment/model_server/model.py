@@ -41,7 +41,12 @@ __all__ = ["ENV_PREDICT_PROBA", "TabularModel"]
 #: Environment variable (KServe's sklearn runtime uses the same name): "true" makes V1 return probabilities.
 ENV_PREDICT_PROBA = "PREDICT_PROBA"
 #: Estimators whose predict() is classes_[argmax(predict_proba())]: one call gives both.
-_LABELS_FROM_PROBA = {"HistGradientBoostingClassifier", "RandomForestClassifier", "ExtraTreesClassifier"}
+_LABELS_FROM_PROBA = {
+    "HistGradientBoostingClassifier",
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "CompiledTrees",
+}
 
 logger = logging.getLogger(__name__)
 
