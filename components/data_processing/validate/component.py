@@ -27,18 +27,21 @@ def validate_data(
     schema_uri: str = "",
     baseline_statistics_uri: str = "",
     serving_statistics_uri: str = "",
-    numeric_drift_threshold: float = 0.1,
-    categorical_drift_threshold: float = 0.1,
+    numeric_drift_threshold: float = 0.03,
+    categorical_drift_threshold: float = 0.05,
+    drift_alpha: float = 0.01,
+    drift_gate: str = "baseline",
     fail_on_anomalies: bool = True,
     statistics_backend: str = "dataframe",
     beam_pipeline_args: list = [],
 ) -> NamedTuple("Outputs", [("anomaly_count", int), ("drifted_features", list)]):
-    """Validate train and eval data with TensorFlow Data Validation; fail the run on anomalies or drift.
+    """Validate train and eval data with TensorFlow Data Validation; fail the run on anomalies or real drift.
 
     Computes statistics of both splits, takes the curated schema from ``schema_uri`` (or infers one from the train
-    statistics), validates train and eval against it (TRAINING environment), measures drift of eval against the
-    baseline statistics (or against train) and, with serving statistics, train-vs-serving skew. Every output is
-    written before the verdict, so a failed run still leaves its reports where the executor keeps them.
+    statistics), validates train and eval against it (TRAINING environment), and measures, sample-size aware, eval
+    vs train (reported), eval vs the baseline statistics and serving vs train (gating by default, ``drift_gate``).
+    Every output is written before the verdict, so a failed run still leaves its reports where the executor keeps
+    them.
 
     Args:
         train_data: Train split, one Parquet file (from the ingest component).
@@ -46,15 +49,18 @@ def validate_data(
         train_statistics: Train statistics, binary TFDV ``DatasetFeatureStatisticsList``.
         eval_statistics: Eval statistics, binary TFDV ``DatasetFeatureStatisticsList``.
         schema: The schema used, text proto: the curated file unchanged or the inferred schema.
-        anomalies: TFDV ``Anomalies`` text proto of all splits (keys ``<split>/<feature>``), with drift/skew.
-        anomalies_report: Markdown tables of anomalies and drift/skew measurements.
+        anomalies: TFDV ``Anomalies`` text proto of all splits (keys ``<split>/<feature>``).
+        anomalies_report: Markdown tables of anomalies and drift/skew measurements (distance, threshold, noise
+            bound, p-value, sample sizes, flagged, gating).
         statistics_html: TFDV's train-vs-eval statistics view (its viewer loads from public CDNs).
         report: Self-contained HTML report (per-feature summaries, anomalies, drift, schema); renders offline.
-        metrics: Anomaly count, drifted feature count, examples per split and every drift/skew distance.
+        metrics: Anomaly count, drifted and flagged feature counts, examples per split and every drift/skew
+            measurement (``<comparison>_<feature>`` distance, ``_threshold``, ``_noise_bound``, ``_p_value``,
+            ``_flagged``).
 
     Returns:
         anomaly_count: Number of anomalies over all splits.
-        drifted_features: Names of the features whose drift or skew is above the threshold.
+        drifted_features: Names of the features whose drift or skew fails the run (flagged in a gating comparison).
     """
     import collections
 
@@ -68,6 +74,8 @@ def validate_data(
         serving_statistics_uri=serving_statistics_uri,
         numeric_drift_threshold=numeric_drift_threshold,
         categorical_drift_threshold=categorical_drift_threshold,
+        drift_alpha=drift_alpha,
+        drift_gate=drift_gate,
         fail_on_anomalies=fail_on_anomalies,
         statistics_backend=statistics_backend,
         beam_pipeline_args=beam_pipeline_args,
@@ -109,6 +117,7 @@ def validate_data(
         "ok": result.ok,
         "anomaly_count": len(result.anomalies),
         "drifted_features": result.drifted_features,
+        "flagged_features": result.flagged_features,
         "schema_source": result.schema_source,
     }
     for artifact in (anomalies, anomalies_report, report):

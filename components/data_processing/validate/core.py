@@ -7,9 +7,10 @@ ExampleValidator and DistributionValidator, each in its own module:
 2. ``schema``: the curated one from ``schema_uri`` (passed on unchanged) or one inferred from the train
    statistics, with the label kept out of the ``SERVING`` environment;
 3. ``anomalies``: train and eval validated in ``TRAINING``, serving statistics (when given) in ``SERVING``;
-   drift (eval against the baseline statistics, or against train) and skew (train against serving) with TFDV's
-   comparators;
-4. ``reports``: the merged TFDV Anomalies, a Markdown table, TFDV's statistics view and a self-contained HTML
+4. ``drift``: eval against train (reported), eval against the baseline statistics and serving against train
+   (gating by default), each feature flagged only when its distance is above the threshold and beyond sampling
+   noise at these sample sizes;
+5. ``reports``: the merged TFDV Anomalies, a Markdown table, TFDV's statistics view and a self-contained HTML
    page; ``tfdv_io`` reads and writes the protos. The parameters are a checked ``request.ValidateRequest``.
 
 Each split's data is read once: with an inferred schema, the integer columns a schema would call categorical
@@ -23,7 +24,7 @@ import logging
 from kfp_tabular.components.common.artifacts import write_text
 from kfp_tabular.components.common.errors import DataError, ValidationFailed
 from kfp_tabular.components.data_processing.validate import anomalies as tfdv_anomalies
-from kfp_tabular.components.data_processing.validate import reports, statistics, tfdv_io
+from kfp_tabular.components.data_processing.validate import drift, reports, statistics, tfdv_io
 from kfp_tabular.components.data_processing.validate import schema as schemas
 from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 from kfp_tabular.components.data_processing.validate.results import ValidationResult
@@ -84,7 +85,8 @@ def validate(
     Raises:
         ConfigError: A location in the request does not exist or the curated schema lacks the label.
         DataError: Input data or a referenced file is unreadable or malformed.
-        ValidationFailed: Anomalies or drift were found and ``request.fail_on_anomalies`` is True.
+        ValidationFailed: Anomalies or gating drift/skew (``request.drift_gate``) were found and
+            ``request.fail_on_anomalies`` is True.
     """
     curated_text, curated = "", None
     if request.schema_uri:
@@ -106,27 +108,34 @@ def validate(
     train.datasets[0].name = "train"
     evaluation.datasets[0].name = "eval"
 
-    findings = tfdv_anomalies.validate_splits(
+    findings = tfdv_anomalies.validate_splits(train, evaluation, schema, serving=serving)
+    measurements, notes = drift.measure(
         train,
         evaluation,
         schema,
         label_column=request.label_column,
-        numeric_threshold=request.numeric_drift_threshold,
-        categorical_threshold=request.categorical_drift_threshold,
+        numeric=request.numeric_drift_threshold,
+        categorical=request.categorical_drift_threshold,
+        alpha=request.drift_alpha,
+        gate=request.drift_gate,
         baseline=baseline,
         serving=serving,
     )
+    for split, stats in (("eval", evaluation), ("serving", serving)):
+        if stats is not None:
+            notes += schemas.unseen_values(stats, schema, split)
     splits = {"train": train, "eval": evaluation, "baseline": baseline, "serving": serving}
     present = {split: stats.datasets[0] for split, stats in splits.items() if stats is not None}
     result = ValidationResult(
         anomalies=findings.anomalies,
-        drift=findings.drift,
+        drift=measurements,
         schema_source="curated" if curated is not None else "inferred",
         schema_uri=request.schema_uri,
         num_examples={split: dataset.num_examples for split, dataset in present.items()},
         num_features={split: len(dataset.features) for split, dataset in present.items()},
         schema_features=len(schema.feature),
         label_column=request.label_column,
+        notes=notes,
     )
 
     markdown = reports.render_markdown(result)

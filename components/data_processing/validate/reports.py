@@ -14,19 +14,24 @@ from kfp_tabular.components.data_processing.validate.schema import in_environmen
 from kfp_tabular.components.data_processing.validate.statistics import feature_name
 
 
+def _verdict_counts(result: ValidationResult) -> str:
+    reported = len(set(result.flagged_features) - set(result.drifted_features))
+    drifted = len(result.drifted_features)
+    text = f"{len(result.anomalies)} anomalies, {drifted} features with drift or skew that fails the run"
+    return text + (f", {reported} more flagged in comparisons that are only reported" if reported else "")
+
+
 def failure_message(result: ValidationResult, report_path: str | None = None) -> str:
-    """One line per anomaly (split, feature, kind) and per drifted feature."""
-    lines = [
-        f"data validation failed: {len(result.anomalies)} anomalies, "
-        f"{len(result.drifted_features)} features with drift or skew above the threshold"
-    ]
+    """One line per anomaly (split, feature, kind) and per feature whose drift or skew fails the run."""
+    lines = [f"data validation failed: {_verdict_counts(result)}"]
     if result.anomalies:
         lines.append("anomalies:")
         lines += [f"  - {a.split} / {a.feature}: {a.kind} ({a.short_description})" for a in result.anomalies]
     if result.drifted:
         lines.append("drift/skew:")
         lines += [
-            f"  - {m.feature}: {m.metric} {m.value:.4g} > {m.threshold:.4g} ({m.kind}, {m.comparison})"
+            f"  - {m.feature}: {m.metric} {m.distance:.3g} > threshold {m.threshold:.3g} and > noise bound "
+            f"{m.noise_bound:.3g} (p {m.p_value:.2g}; {m.comparison}, n {m.n_a} vs {m.n_b})"
             for m in result.drifted
         ]
     if report_path:
@@ -52,11 +57,51 @@ def _anomaly_rows(result: ValidationResult) -> list[list[Any]]:
     return [[a.split, a.feature, f"{a.kind} ({a.short_description})", a.description] for a in result.anomalies]
 
 
+DRIFT_HEADER = [
+    "feature",
+    "comparison",
+    "metric",
+    "distance",
+    "threshold",
+    "noise bound",
+    "p-value",
+    "n_a",
+    "n_b",
+    "flagged",
+    "gating",
+]
+
+
+def _p(value: float) -> str:
+    return "<1e-99" if value < 1e-99 else f"{value:.2g}"
+
+
 def _drift_rows(result: ValidationResult) -> list[list[Any]]:
+    """One row per measurement, in the result's order (failing first, then flagged, then the rest)."""
     return [
-        [m.feature, m.comparison, m.metric, _num(m.value), _num(m.threshold), "yes" if m.drifted else "no"]
+        [
+            m.feature,
+            m.comparison,
+            m.metric,
+            f"{m.distance:.3f}",
+            f"{m.threshold:.3g}",
+            f"{m.noise_bound:.3f}",
+            _p(m.p_value),
+            m.n_a,
+            m.n_b,
+            "yes" if m.flagged else "no",
+            "yes" if m.gating else "no (reported)",
+        ]
         for m in result.drift
     ]
+
+
+DRIFT_METHOD = (
+    "distance: Jensen-Shannon distance (numeric, pooled-quantile bins) or L-infinity (categorical); noise bound: "
+    "the distance sampling noise alone exceeds with probability drift_alpha / (features compared) at these "
+    "sample sizes (n_a, n_b); flagged: distance > threshold and > noise bound; gating: a flagged feature fails the "
+    "run (drift_gate)."
+)
 
 
 def render_markdown(result: ValidationResult) -> str:
@@ -66,8 +111,7 @@ def render_markdown(result: ValidationResult) -> str:
     lines = [
         "# Data validation",
         "",
-        f"**{'PASSED' if result.ok else 'FAILED'}**: {len(result.anomalies)} anomalies, "
-        f"{len(result.drifted_features)} features with drift or skew above the threshold.",
+        f"**{'PASSED' if result.ok else 'FAILED'}**: {_verdict_counts(result)}.",
         "",
         f"Schema: {schema_line} ({result.schema_features} features). Examples: {examples}.",
         "",
@@ -80,9 +124,11 @@ def render_markdown(result: ValidationResult) -> str:
         lines.append("No anomalies.")
     lines += ["", "## Drift and skew", ""]
     if result.drift:
-        lines += _md_table(["feature", "comparison", "metric", "value", "threshold", "drifted"], _drift_rows(result))
+        lines += [DRIFT_METHOD, ""] + _md_table(DRIFT_HEADER, _drift_rows(result))
     else:
         lines.append("No drift or skew comparison was made.")
+    if result.notes:
+        lines += ["", "## Notes", ""] + [f"- {_md_cell(note)}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -206,9 +252,7 @@ def render_html_report(result: ValidationResult, train, evaluation, schema) -> s
         "<title>Data validation report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Data validation report</h1>",
-        f'<p><span class="verdict {"ok" if result.ok else "fail"}">{verdict}</span> '
-        f"{len(result.anomalies)} anomalies, {len(result.drifted_features)} features with drift or skew above "
-        "the threshold.</p>",
+        f'<p><span class="verdict {"ok" if result.ok else "fail"}">{verdict}</span> {e(_verdict_counts(result))}.</p>',
         f"<p>Label: <code>{e(result.label_column)}</code>. Schema: {schema_line} ({result.schema_features} "
         "features). Examples: "
         + ", ".join(f"{e(split)} {count}" for split, count in result.num_examples.items())
@@ -221,16 +265,13 @@ def render_html_report(result: ValidationResult, train, evaluation, schema) -> s
         parts.append("<p>No anomalies.</p>")
     parts.append("<h2>Drift and skew</h2>")
     if result.drift:
-        parts.append(
-            _html_table(
-                ["feature", "comparison", "metric", "value", "threshold", "drifted"],
-                _drift_rows(result),
-                numeric_from=3,
-                flag_col=5,
-            )
-        )
+        parts.append(f'<p class="muted">{e(DRIFT_METHOD)}</p>')
+        parts.append(_html_table(DRIFT_HEADER, _drift_rows(result), numeric_from=3, flag_col=9))
     else:
         parts.append("<p>No drift or skew comparison was made.</p>")
+    if result.notes:
+        parts.append("<h2>Notes</h2>")
+        parts.append("<ul>" + "".join(f"<li>{e(note)}</li>" for note in result.notes) + "</ul>")
     for split, stats in (("train", train), ("eval", evaluation)):
         numeric, categorical = _feature_rows(stats)
         parts.append(f"<h2>Features: {e(split)} ({stats.datasets[0].num_examples} examples)</h2>")
@@ -251,8 +292,8 @@ def render_html_report(result: ValidationResult, train, evaluation, schema) -> s
     parts.append("<h2>Schema</h2>")
     parts.append(_html_table(["feature", "type", "required", "domain", "environments"], _schema_rows(schema)))
     parts.append(
-        '<p class="muted">Booleans are INT features with values 0/1. Drift and skew: approximate Jensen-Shannon '
-        "divergence for numeric features, L-infinity distance for categorical features (TFDV).</p>"
+        '<p class="muted">Booleans are INT features with values 0/1. Drift and skew: Jensen-Shannon distance for '
+        "numeric features, L-infinity distance for categorical features, each with its sampling-noise bound.</p>"
     )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -13,20 +13,27 @@ from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.common.params import param
 from kfp_tabular.components.data_processing.validate.statistics import BACKENDS, check_backend
 
+#: ``drift_gate`` values (kept in sync with ``drift.GATES``; this module imports nothing heavy).
+DRIFT_GATES = ("baseline", "all", "none")
 
-def _threshold(name: str, value) -> float:
+
+def _number(name: str, value, high: float, what: str = "") -> float:
+    """Check a number in (0, high]; a ConfigError names the field otherwise."""
+    expected = f"{name}: expected a number in (0, {high:g}]{what}, got {value!r}"
     if isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a number in (0, 1], got {value!r}")
+        raise ConfigError(expected)
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: expected a number in (0, 1], got {value!r}") from exc
-    if not 0.0 < number <= 1.0:
-        raise ConfigError(
-            f"{name}: expected a number in (0, 1] (Jensen-Shannon divergence and L-infinity distance lie in [0, 1]; "
-            f"1.0 never flags), got {value!r}"
-        )
+        raise ConfigError(expected) from exc
+    if not 0.0 < number <= high:
+        raise ConfigError(expected)
     return number
+
+
+def _threshold(name: str, value) -> float:
+    what = " (Jensen-Shannon distance and L-infinity distance lie in [0, 1]; 1.0 never flags)"
+    return _number(name, value, 1.0, what)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,17 +60,34 @@ class ValidateRequest:
         "",
     )
     numeric_drift_threshold: float = param(
-        "Jensen-Shannon divergence above which a numeric (INT/FLOAT) feature drifted or skewed, in (0, 1]; for "
-        "features whose schema sets no comparator of its own.",
-        0.1,
+        "Jensen-Shannon distance (square root of the divergence, base 2) above which a numeric (INT/FLOAT) feature "
+        "drifted or skewed, in (0, 1]; a feature is flagged only when its distance is also beyond sampling noise "
+        "(see drift_alpha). For features whose schema sets no comparator of its own.",
+        0.03,
     )
     categorical_drift_threshold: float = param(
-        "L-infinity distance above which a categorical feature (BYTES, categorical INT) drifted or skewed, in "
-        "(0, 1]; for features whose schema sets no comparator of its own.",
-        0.1,
+        "L-infinity distance (largest change of one value's share) above which a categorical feature (BYTES, "
+        "categorical INT) drifted or skewed, in (0, 1]; flagged only when also beyond sampling noise. For features "
+        "whose schema sets no comparator of its own.",
+        0.05,
+    )
+    drift_alpha: float = param(
+        "False-positive rate of each drift/skew comparison, in (0, 0.5]: a feature is flagged only when sampling "
+        "noise at these sample sizes reaches its distance with probability below drift_alpha / (features "
+        "compared) (Bonferroni).",
+        0.01,
+    )
+    drift_gate: str = param(
+        f"Which flagged drift fails the run, one of {', '.join(DRIFT_GATES)}: ``baseline``: drift against "
+        "baseline_statistics_uri and skew against serving_statistics_uri (eval-vs-train on the run's own random "
+        "split is reported only); ``all``: eval-vs-train too; ``none``: drift is only reported. Schema anomalies "
+        "fail the run in every case.",
+        "baseline",
     )
     fail_on_anomalies: bool = param(
-        "Fail (after writing every output) on anomalies, drift or skew; False only logs a warning.", True
+        "Fail (after writing every output) on anomalies or on gating drift/skew (drift_gate); False only logs a "
+        "warning.",
+        True,
     )
     statistics_backend: str = param(
         f"How statistics are computed, one of {', '.join(BACKENDS)}: ``dataframe``: TFDV in memory, one process; "
@@ -84,6 +108,9 @@ class ValidateRequest:
                 raise ConfigError(f"{name}: expected a path or URL (a string), got {getattr(self, name)!r}")
         for name in ("numeric_drift_threshold", "categorical_drift_threshold"):
             object.__setattr__(self, name, _threshold(name, getattr(self, name)))
+        object.__setattr__(self, "drift_alpha", _number("drift_alpha", self.drift_alpha, 0.5))
+        if self.drift_gate not in DRIFT_GATES:
+            raise ConfigError(f"drift_gate: expected one of {', '.join(DRIFT_GATES)}, got {self.drift_gate!r}")
         if not isinstance(self.fail_on_anomalies, bool):
             raise ConfigError(f"fail_on_anomalies: expected true or false, got {self.fail_on_anomalies!r}")
         args = check_backend(self.statistics_backend, self.beam_pipeline_args, field="statistics_backend")

@@ -1,9 +1,10 @@
-"""Schema (TFX's SchemaGen/ImportSchemaGen): inference, categorical small counts, environments, comparators.
+"""Schema (TFX's SchemaGen/ImportSchemaGen): inference, categorical small counts, environments, open domains.
 
 An inferred schema has the default environments ``TRAINING`` and ``SERVING``, with the label kept out of
 ``SERVING``. INT features with a small integer range (counts, flags, codes) are categorical, so they are
-summarised and compared value by value. Comparators (drift, skew) are set on a copy of the schema used for
-validation only.
+summarised and compared value by value. Its string domains are open (``min_domain_mass``
+:data:`OPEN_DOMAIN_MIN_MASS`): a rare unseen value is reported, one with real mass is an anomaly. Drift and skew
+thresholds come from the request, or from a curated schema's own comparators.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ SERVING = "SERVING"
 
 #: An INT feature whose values span at most this many integers is a code or a count, not a measurement.
 MAX_CATEGORICAL_INT_RANGE = 20
+#: Inferred string domains are open: values outside the domain fail validation only when they carry more than
+#: 1 - this share of a feature's values (TFDV's ``distribution_constraints.min_domain_mass``); rarer ones are
+#: reported. The model ignores unknown categories by design.
+OPEN_DOMAIN_MIN_MASS = 0.99
 
 
 def is_categorical_int_range(low_high: tuple[int, int] | None) -> bool:
@@ -69,7 +74,8 @@ def infer_schema(statistics, label_column: str | None = None):
     Both environments are default environments; the label is marked ``not_in_environment: "SERVING"``, so serving
     data without the label validates cleanly in ``SERVING`` while train/eval data must carry it (``TRAINING``).
     INT features with a small range, or already summarised as categorical (statistics computed with
-    :func:`categorical_int_schema`), are marked categorical.
+    :func:`categorical_int_schema`), are marked categorical. String domains get ``min_domain_mass``
+    :data:`OPEN_DOMAIN_MIN_MASS`.
 
     Args:
         statistics: A ``DatasetFeatureStatisticsList`` (one dataset).
@@ -95,6 +101,7 @@ def infer_schema(statistics, label_column: str | None = None):
         if SERVING not in label.not_in_environment:
             label.not_in_environment.append(SERVING)
     _mark_categorical_ints(schema, statistics)
+    _open_domains(schema)
     return schema
 
 
@@ -143,35 +150,68 @@ def environment(schema, env: str) -> str | None:
     return env if env in schema.default_environment else None
 
 
-def with_comparators(schema, numeric_threshold: float, categorical_threshold: float, skew: bool, label_column: str):
-    """Copy the schema and give every top-level feature a drift (and skew) comparator.
+def drift_thresholds(schema, numeric: float, categorical: float, skew: bool, label_column: str) -> dict:
+    """Feature -> (numeric threshold, categorical threshold) for every top-level feature compared.
 
-    BYTES and categorical INT features get the L-infinity distance (TFDV's categorical comparator); other INT and
-    FLOAT features get the approximate Jensen-Shannon divergence (L-infinity on numeric statistics is always 0,
-    TFDV issue #147). A comparator the (curated) schema defines for a feature is kept: per-feature tuning wins
-    over the defaults. Skew comparators are only set on features that exist in the SERVING environment, never on
-    the label (it is not served, whatever the schema's environments say).
+    The defaults are the request's (Jensen-Shannon distance, L-infinity distance). A comparator the (curated)
+    schema defines for a feature wins: ``infinity_norm.threshold`` is that feature's L-infinity threshold,
+    ``jensen_shannon_divergence.threshold`` (a divergence) becomes the distance threshold ``sqrt(threshold)``.
+    Skew (``skew=True``) reads ``skew_comparator`` and leaves out the label and features outside SERVING.
     """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    copy = type(schema)()
-    copy.CopyFrom(schema)
-    for feature in copy.feature:
+    field = "skew_comparator" if skew else "drift_comparator"
+    found = {}
+    for feature in schema.feature:
         if feature.type == schema_pb2.STRUCT:
             continue
-        served = skew and feature.name != label_column and in_environment(feature, SERVING)
-        fields = ["drift_comparator"] + (["skew_comparator"] if served else [])
-        for field in fields:
-            if feature.HasField(field):
-                continue
+        if skew and (feature.name == label_column or not in_environment(feature, SERVING)):
+            continue
+        own_numeric, own_categorical = numeric, categorical
+        if feature.HasField(field):
             comparator = getattr(feature, field)
-            if feature.type == schema_pb2.BYTES or (
-                feature.type == schema_pb2.INT and feature.int_domain.is_categorical
-            ):
-                comparator.infinity_norm.threshold = categorical_threshold
-            else:
-                comparator.jensen_shannon_divergence.threshold = numeric_threshold
-    return copy
+            if comparator.infinity_norm.HasField("threshold"):
+                own_categorical = comparator.infinity_norm.threshold
+            if comparator.jensen_shannon_divergence.HasField("threshold"):
+                own_numeric = comparator.jensen_shannon_divergence.threshold**0.5
+        found[feature.name] = (own_numeric, own_categorical)
+    return found
+
+
+def _open_domains(schema) -> None:
+    """Let every string domain of an inferred schema tolerate rare unseen values (``min_domain_mass``)."""
+    for feature in schema.feature:
+        if (feature.domain or feature.HasField("string_domain")) and not feature.HasField("distribution_constraints"):
+            feature.distribution_constraints.min_domain_mass = OPEN_DOMAIN_MIN_MASS
+
+
+def unseen_values(stats, schema, split: str) -> list[str]:
+    """Describe values outside a string domain that its ``min_domain_mass`` tolerates (no anomaly), one note each.
+
+    Above the tolerance TFDV reports ``ENUM_TYPE_UNEXPECTED_STRING_VALUES`` (an anomaly); below it the values are
+    only reported here, with their share of the feature's values.
+    """
+    domains = {d.name: set(d.value) for d in schema.string_domain}
+    summaries = {feature_name(f): f for f in stats.datasets[0].features}
+    notes = []
+    for feature in schema.feature:
+        mass = feature.distribution_constraints.min_domain_mass if feature.HasField("distribution_constraints") else 1
+        known = set(feature.string_domain.value) if feature.HasField("string_domain") else domains.get(feature.domain)
+        stats_feature = summaries.get(feature.name)
+        if known is None or mass >= 1.0 or stats_feature is None or not stats_feature.HasField("string_stats"):
+            continue
+        string_stats = stats_feature.string_stats
+        counts = {b.label: b.sample_count for b in string_stats.rank_histogram.buckets}
+        total = string_stats.common_stats.tot_num_values or string_stats.common_stats.num_non_missing
+        unseen = {value: count for value, count in counts.items() if value not in known}
+        share = sum(unseen.values()) / total if total else 0.0
+        if unseen and share <= 1.0 - mass:
+            shown = ", ".join(sorted(unseen, key=lambda v: -unseen[v])[:5]) + (", ..." if len(unseen) > 5 else "")
+            notes.append(
+                f"{split}: {feature.name}: {len(unseen)} value(s) not in the schema's domain ({100 * share:.2g}% of "
+                f"values: {shown}), tolerated by min_domain_mass {mass:g}"
+            )
+    return notes
 
 
 def check_comparable(current, other, uri: str, field: str) -> None:

@@ -109,10 +109,13 @@ def test_python_func_warn_only_sets_metadata_and_metrics(data, tmp_path):
         label_column=synthetic.LABEL,
         schema_uri=CURATED,
         fail_on_anomalies=False,
+        drift_gate="all",
         **outs,
     )
     assert result.anomaly_count == 2
     assert {"monthly_charges", "contract_type"} <= set(result.drifted_features)
+    assert outs["metrics"].metadata["eval_vs_train_monthly_charges_flagged"] == 1.0
+    assert outs["anomalies"].metadata["flagged_features"] == result.drifted_features
     assert outs["metrics"].metadata["anomaly_count"] == 2.0
     assert outs["metrics"].metadata["eval_examples"] == 1000.0
     assert outs["anomalies"].metadata["ok"] is False

@@ -48,7 +48,8 @@ def test_curated_schema_default_data_is_clean(data, tmp_path):
     assert result.schema_source == "curated" and result.schema_uri == CURATED
     assert result.num_examples == {"train": 5000, "eval": 5000}
     assert {m.feature for m in result.drift} == set(synthetic.generate(10, 0).columns)
-    assert all(m.comparison == "eval vs train" and m.kind == "drift" for m in result.drift)
+    assert all(m.comparison == "eval_vs_train" and m.kind == "drift" and not m.gating for m in result.drift)
+    assert all(m.n_a == 5000 and m.n_b == 5000 and 0 < m.noise_bound < 1 for m in result.drift)
     # The curated schema is passed on byte for byte, comments included.
     assert Path(paths["schema_path"]).read_bytes() == Path(CURATED).read_bytes()
     assert tfdv_io.load_statistics(paths["train_statistics_path"]).datasets[0].name == "train"
@@ -59,14 +60,15 @@ def test_curated_schema_default_data_is_clean(data, tmp_path):
 
 @pytest.mark.parametrize("rows", [800, 2000])
 def test_curated_schema_keeps_small_default_samples_clean(tmp_path, rows):
-    # support_calls is a categorical INT in the curated schema: compared value by value (L-infinity), which is
-    # stable at small sizes where the Jensen-Shannon histogram of a small count measured 0.17-0.28 (TFDV #216).
+    # Two samples of one distribution, eval-vs-train gating: sampling noise at these sizes flags nothing.
+    # support_calls is a categorical INT in the curated schema (L-infinity, its own threshold 0.1).
     train = synthetic.write(synthetic.generate(rows, 11), tmp_path / "train.parquet")
     evaluation = synthetic.write(synthetic.generate(rows // 4, 12), tmp_path / "eval.parquet")
-    result = run(train, evaluation, LABEL, schema_uri=CURATED)
+    result = run(train, evaluation, LABEL, schema_uri=CURATED, drift_gate="all")
     assert result.ok, reports.failure_message(result)
+    assert result.flagged == []
     calls = next(m for m in result.drift if m.feature == "support_calls")
-    assert calls.metric == "l_infinity" and 0 < calls.value < calls.threshold  # measured, not a constant 0
+    assert calls.metric == "l_infinity" and calls.threshold == 0.1 and 0 < calls.distance  # measured, not 0
 
 
 @pytest.mark.parametrize("seed", [9, 10, 11])
@@ -76,11 +78,11 @@ def test_inferred_schema_compares_small_counts_value_by_value(tmp_path, seed):
     train = synthetic.write(synthetic.generate(2400, seed), tmp_path / "train.parquet")
     evaluation = synthetic.write(synthetic.generate(600, seed + 100), tmp_path / "eval.parquet")
     paths = outputs(tmp_path)
-    result = run(train, evaluation, LABEL, **paths)
+    result = run(train, evaluation, LABEL, drift_gate="all", **paths)
     assert result.ok, reports.failure_message(result)
     metrics = {m.feature: m.metric for m in result.drift}
     assert metrics["support_calls"] == metrics["paperless_billing"] == "l_infinity"
-    assert metrics["tenure_months"] == metrics["monthly_charges"] == "jensen_shannon_divergence"
+    assert metrics["tenure_months"] == metrics["monthly_charges"] == "js_distance"
     schema = tfdv_io.load_schema(paths["schema_path"])
     categorical = {f.name for f in schema.feature if f.int_domain.is_categorical}
     assert {"support_calls", "paperless_billing", "has_partner"} <= categorical and "tenure_months" not in categorical
@@ -92,8 +94,10 @@ def test_inferred_schema_is_written(data, tmp_path):
     assert result.ok and result.schema_source == "inferred" and result.schema_uri == ""
     written = tfdv_io.load_schema(paths["schema_path"])
     assert len(written.feature) == result.schema_features == 12
-    # The written schema has no comparators: those live only in the copy used for validation.
+    # No comparators (drift thresholds come from the request); string domains are open (min_domain_mass).
     assert not any(f.HasField("drift_comparator") for f in written.feature)
+    open_domains = {f.name for f in written.feature if f.distribution_constraints.min_domain_mass == 0.99}
+    assert open_domains == {"contract_type", "payment_method", "internet_service", "region"}
 
 
 def test_drifted_data_anomalies(data, tmp_path):
@@ -110,50 +114,75 @@ def test_drifted_data_anomalies(data, tmp_path):
     assert "crypto" in crypto.description and crypto.severity == "ERROR"
 
 
-def test_drift_with_default_thresholds(data):
+def test_eval_vs_train_drift_is_reported_not_gating_by_default(data):
     result = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
     measured = {m.feature: m for m in result.drift}
-    # The two large shifts exceed the default thresholds (0.1) by far ...
-    assert {"monthly_charges", "contract_type"} <= set(result.drifted_features)
-    assert measured["monthly_charges"].metric == "jensen_shannon_divergence"
+    # Every shifted feature is flagged (and the label, whose rate follows them) ...
+    assert set(result.flagged_features) == SHIFTED | {LABEL}
+    assert measured["monthly_charges"].metric == "js_distance"
     assert measured["contract_type"].metric == "l_infinity"
-    # ... and nothing that was left unchanged is flagged.
-    assert not UNCHANGED & set(result.drifted_features)
-    # the curated schema's own comparator wins: support_calls is a categorical INT there (L-infinity), not JSD
-    assert measured["support_calls"].metric == "l_infinity"
-    assert measured["age"].threshold == 0.1
+    assert measured["age"].threshold == 0.03 and measured["region"].threshold == 0.05
+    # the curated schema's own comparator wins: support_calls has L-infinity 0.1 there
+    assert measured["support_calls"].metric == "l_infinity" and measured["support_calls"].threshold == 0.1
+    # ... but a random split's eval-vs-train only reports: the anomalies fail the run, not drift.
+    assert result.drifted_features == [] and not any(m.gating for m in result.drift)
+    assert len(result.anomalies) == 2
+    assert "eval_vs_train: has_partner: not in the eval statistics, not compared" in result.notes
 
 
-def test_drift_flags_every_shifted_feature_and_no_unchanged_one(data):
-    """With thresholds near TFDV's sampling noise at 5k rows, all five shifted features drift, no other does."""
-    sensitive = {"numeric_drift_threshold": 0.012, "categorical_drift_threshold": 0.05, "fail_on_anomalies": False}
-    same = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, **sensitive)
-    assert same.drifted_features == []
-    drifted = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, **sensitive)
-    assert set(drifted.drifted_features) == SHIFTED
-    same_values = {m.feature: m.value for m in same.drift}
-    for m in drifted.drift:
-        if m.feature in SHIFTED:
-            assert m.value > 2 * same_values[m.feature], m
+def test_drift_gate_all_fails_on_eval_vs_train_naming_the_features(data):
+    same = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, drift_gate="all")
+    assert same.ok and same.flagged == []
+    drifted = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, drift_gate="all", fail_on_anomalies=False)
+    assert drifted.drifted_features == sorted(SHIFTED | {LABEL})
+    for m in drifted.drifted:
+        assert m.distance > m.threshold and m.distance > m.noise_bound and m.p_value < 0.01 / len(drifted.drift)
+    none = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, drift_gate="none", fail_on_anomalies=False)
+    assert none.drifted_features == [] and set(none.flagged_features) == SHIFTED | {LABEL}
 
 
-def test_drift_against_baseline_statistics(data, tmp_path):
-    # Baseline = statistics of the drifted data itself: eval (drifted) matches it, so nothing drifts, although
-    # eval differs from train. This shows the comparison really uses the baseline.
-    baseline = tmp_path / "baseline.pb"
-    statistics.compute_statistics(data["drifted"], output_path=str(baseline), schema_uri=CURATED)
-    result = run(
-        data["train"],
-        data["drifted"],
-        LABEL,
-        schema_uri=CURATED,
-        baseline_statistics_uri=str(baseline),
-        fail_on_anomalies=False,
+def _previous_run_statistics(tmp_path, frame, name="baseline"):
+    """Train statistics of a run on ``frame`` (curated schema): what a production model was trained on."""
+    path = tmp_path / f"{name}.pb"
+    statistics.compute_statistics(
+        synthetic.write(frame, tmp_path / f"{name}.parquet"), output_path=str(path), schema_uri=CURATED
     )
-    assert result.drifted_features == []
-    assert {m.comparison for m in result.drift} == {"eval vs baseline"}
-    assert result.num_examples["baseline"] == 5000
-    assert {a.kind for a in result.anomalies} == {"SCHEMA_MISSING_COLUMN", "ENUM_TYPE_UNEXPECTED_STRING_VALUES"}
+    return str(path)
+
+
+def test_drift_against_baseline_statistics_gates(data, tmp_path):
+    baseline = _previous_run_statistics(tmp_path, synthetic.generate(4000, 31))
+    # A new batch of the same distribution: compared as a whole (train and eval) against the baseline, clean.
+    clean = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, baseline_statistics_uri=baseline)
+    assert clean.ok, reports.failure_message(clean)
+    against = [m for m in clean.drift if m.comparison == "batch_vs_baseline"]
+    assert {m.n_a for m in against} == {10000} and {m.n_b for m in against} == {4000}
+    assert all(m.gating for m in against) and not any(m.gating for m in clean.drift if m.comparison == "eval_vs_train")
+    assert clean.num_examples["baseline"] == 4000
+    # A drifted batch (train and eval both drifted) fails the run naming the drifted features.
+    train = synthetic.write(synthetic.generate(4000, 32, "drifted"), tmp_path / "drifted_train.parquet")
+    with pytest.raises(ValidationFailed) as info:
+        run(train, data["drifted"], LABEL, schema_uri=CURATED, baseline_statistics_uri=baseline)
+    result = info.value.result
+    assert set(result.drifted_features) == SHIFTED | {LABEL}
+    assert {m.comparison for m in result.drifted} == {"batch_vs_baseline"}
+    for feature in SHIFTED:
+        line = rf"  - {feature}: (js_distance|l_infinity) .* batch_vs_baseline, n 9000 vs 4000"
+        assert re.search(line, str(info.value))
+
+
+def test_coarse_baseline_statistics_are_compared_with_a_note(data, tmp_path):
+    """Baseline statistics with TFDV's default 10 quantile buckets: compared on 10 bins, and the report says so."""
+    import tensorflow_data_validation as tfdv
+
+    frame = synthetic.generate(4000, 33)
+    options = tfdv.StatsOptions(schema=tfdv_io.load_schema(CURATED))
+    coarse = tfdv.generate_statistics_from_dataframe(frame, options, n_jobs=1)
+    path = tmp_path / "coarse.pb"
+    tfdv_io.write_binary(str(path), coarse)
+    result = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, baseline_statistics_uri=str(path))
+    assert result.ok, reports.failure_message(result)
+    assert any("only 10 quantile buckets" in note and "batch_vs_baseline" in note for note in result.notes)
 
 
 def test_baseline_summarized_without_the_schema_is_refused(data, tmp_path):
@@ -171,7 +200,7 @@ def test_serving_statistics_clean(data):
     result = run(data["train"], data["eval"], LABEL, schema_uri=CURATED, serving_statistics_uri=data["serving_stats"])
     assert result.ok, reports.failure_message(result)
     skew = [m for m in result.drift if m.kind == "skew"]
-    assert {m.comparison for m in skew} == {"train vs serving"}
+    assert {m.comparison for m in skew} == {"serving_vs_train"} and all(m.gating for m in skew)
     # The label is not in SERVING: it is neither required there nor compared for skew.
     assert LABEL not in {m.feature for m in skew}
     assert {m.feature for m in skew} == set(synthetic.generate(10, 0).columns) - {LABEL}
@@ -194,7 +223,7 @@ def test_serving_skew_and_serving_anomalies(data):
     found = {(a.split, a.feature, a.kind) for a in result.anomalies}
     assert ("serving", "has_partner", "SCHEMA_MISSING_COLUMN") in found
     assert ("serving", "payment_method", "ENUM_TYPE_UNEXPECTED_STRING_VALUES") in found
-    assert ("train", "has_partner", "COMPARATOR_CONTROL_DATA_MISSING") in found
+    assert "serving_vs_train: has_partner: not in the serving statistics, not compared" in result.notes
     assert not [a for a in result.anomalies if a.feature == LABEL]
 
 
@@ -205,8 +234,7 @@ def test_fail_raises_after_writing_every_output(data, tmp_path):
     message = str(info.value)
     assert "eval / has_partner: SCHEMA_MISSING_COLUMN" in message
     assert "eval / payment_method: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in message
-    assert re.search(r"monthly_charges: jensen_shannon_divergence 0\.\d+ > 0\.1 \(drift, eval vs train\)", message)
-    assert re.search(r"contract_type: l_infinity 0\.\d+ > 0\.1", message)
+    assert "drift/skew:" not in message  # eval-vs-train on a random split does not gate by default
     assert paths["report_path"] in message
     assert not info.value.result.ok
     for name, path in paths.items():
@@ -216,16 +244,22 @@ def test_fail_raises_after_writing_every_output(data, tmp_path):
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     merged = text_format.Parse(Path(paths["anomalies_path"]).read_text(), anomalies_pb2.Anomalies())
-    assert {"eval/has_partner", "eval/payment_method", "eval/monthly_charges"} <= set(merged.anomaly_info)
-    assert any(d.path.step == ["monthly_charges"] and d.drift_measurements for d in merged.drift_skew_info)
-    assert merged.baseline.feature[0].HasField("drift_comparator")
+    assert set(merged.anomaly_info) == {"eval/has_partner", "eval/payment_method"}
+    assert len(merged.baseline.feature) == 12
 
     markdown = Path(paths["anomalies_report_path"]).read_text()
     assert "| split | feature | anomaly | description |" in markdown
     assert "| eval | has_partner | SCHEMA_MISSING_COLUMN (Column dropped) |" in markdown
+    header = "| feature | comparison | metric | distance | threshold | noise bound | p-value | n_a | n_b | flagged |"
+    assert header in markdown
     assert re.search(
-        r"\| monthly_charges \| eval vs train \| jensen_shannon_divergence \| 0\.\d+ \| 0\.1 \| yes \|", markdown
+        r"\| monthly_charges \| eval_vs_train \| js_distance \| 0\.\d+ \| 0\.03 \| 0\.\d+ \| [\d.e<-]+ \| 5000 \| 5000 "
+        r"\| yes \| no \(reported\) \|",
+        markdown,
     )
+    table = [row for row in markdown.splitlines() if "| eval_vs_train |" in row]
+    flags = [row.split(" | ")[-2] for row in table]
+    assert flags == sorted(flags, reverse=True)  # flagged ("yes") rows first
     assert "**FAILED**" in markdown
     assert "facets" in Path(paths["statistics_html_path"]).read_text()
 
@@ -239,7 +273,10 @@ def test_warn_only_returns_result(data, tmp_path, caplog):
     assert summary["anomalies"][0]["split"] == "eval"
     metrics = result.metrics()
     assert metrics["anomaly_count"] == 2 and metrics["eval_examples"] == 5000
-    assert metrics["drift_monthly_charges"] > 0.1
+    assert metrics["eval_vs_train_monthly_charges"] > 0.1
+    assert metrics["eval_vs_train_monthly_charges_flagged"] == 1.0 and metrics["eval_vs_train_n_a"] == 5000
+    assert 0 < metrics["eval_vs_train_age_noise_bound"] < 1 and 0 <= metrics["eval_vs_train_age_p_value"] <= 1
+    assert summary["drift"][0]["noise_bound"] > 0 and "flagged_features" in summary
 
 
 def test_report_is_self_contained_and_escaped(tmp_path):
@@ -256,7 +293,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     evaluation = synthetic.write(drifted, tmp_path / "eval.parquet")
     paths = outputs(tmp_path)
     result = run(train, evaluation, "label", fail_on_anomalies=False, **paths)
-    assert result.anomalies and result.drifted_features
+    assert result.anomalies and result.flagged_features
     page = Path(paths["report_path"]).read_text()
     assert "<script" not in page.lower()
     assert "http" not in page
@@ -337,7 +374,7 @@ def test_beam_backend_end_to_end(data, tmp_path):
     frame = run(data["train"], data["drifted"], LABEL, schema_uri=CURATED, fail_on_anomalies=False)
     assert result.anomalies == frame.anomalies
     assert result.drifted_features == frame.drifted_features
-    assert [m.value for m in result.drift] == pytest.approx([m.value for m in frame.drift])
+    assert [m.distance for m in result.drift] == pytest.approx([m.distance for m in frame.drift])
 
 
 def test_label_never_skew_compared_even_without_environments(data, tmp_path):

@@ -13,7 +13,8 @@ from kfp_tabular.components.data_processing.validate.request import ValidateRequ
 def test_defaults_and_normalisation():
     request = ValidateRequest("churned", numeric_drift_threshold=1, beam_pipeline_args=["--num_workers", 2])
     assert request.numeric_drift_threshold == 1.0 and isinstance(request.numeric_drift_threshold, float)
-    assert request.categorical_drift_threshold == 0.1
+    assert request.categorical_drift_threshold == 0.05 and ValidateRequest("y").numeric_drift_threshold == 0.03
+    assert request.drift_gate == "baseline" and request.drift_alpha == 0.01
     assert request.statistics_backend == "dataframe" and request.fail_on_anomalies is True
     assert request.beam_pipeline_args == ["--num_workers", "2"]
     assert ValidateRequest("y").beam_pipeline_args == [] and ValidateRequest("y").beam_pipeline_args is not (
@@ -33,6 +34,10 @@ def test_defaults_and_normalisation():
         ("beam_pipeline_args", ["--runner", {"a": 1}], "beam_pipeline_args: expected a list of strings"),
         ("beam_pipeline_args", "--runner=DirectRunner", "beam_pipeline_args: expected a list of strings"),
         ("label_column", "", "label_column: expected the name of the label column"),
+        ("drift_gate", "eval", "drift_gate: expected one of baseline, all, none, got 'eval'"),
+        ("drift_alpha", 0.0, r"drift_alpha: expected a number in \(0, 0.5\]"),
+        ("drift_alpha", 0.9, r"drift_alpha: expected a number in \(0, 0.5\]"),
+        ("drift_alpha", "often", r"drift_alpha: expected a number in \(0, 0.5\]"),
         ("fail_on_anomalies", "no", "fail_on_anomalies: expected true or false"),
         ("schema_uri", None, "schema_uri: expected a path or URL"),
     ],
