@@ -1,7 +1,7 @@
 """The Containerfiles and build.sh: locked, hash-checked installs, non-root final stages, names that match the version.
 
-No image is built here (there is no container engine on the test machines); the files are parsed and checked,
-and build.sh runs against stand-in builders.
+The files are parsed and checked, and build.sh's command lines are checked against stand-in builders; the real
+builds, containers and image contents are tested in tests/containers (real podman).
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ def runs(stage) -> list[str]:
 
 
 def pip_installs(stage) -> list[str]:
-    """Every ``pip install ...`` command inside the RUN instructions of a stage."""
+    """Every ``pip [--python PY] install ...`` command inside the RUN instructions of a stage."""
     commands = []
     for run in runs(stage):
         for part in re.split(r"&&|;", run):
-            if re.search(r"\bpip install\b", part):
+            if re.search(r"\bpip (--python \S+ )?install\b", part):
                 commands.append(part.strip())
     return commands
 
@@ -122,20 +122,33 @@ def test_base_image_is_python_311_slim_bookworm_in_every_stage(containerfile):
     instructions = parse(containerfile)
     assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm")
     froms = [args for keyword, args in instructions if keyword == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"], "a builder stage and a final stage"
+    assert froms == ["${PYTHON_IMAGE} AS builder", "builder AS package", "${PYTHON_IMAGE}"], (
+        "a builder stage (the lock), a package stage (the sources) and a final stage"
+    )
 
 
 def test_builder_has_the_compilers_and_the_final_stage_does_not(containerfile):
-    builder, final = stages(containerfile)
+    builder, _, final = stages(containerfile)
     assert any(re.search(r"apt-get install .*\bgcc\b.*\bg\+\+", run) for run in runs(builder))
     assert not any(re.search(r"\b(gcc|g\+\+|build-essential)\b", run) for run in runs(final))
     assert not pip_installs(final), "the final stage installs nothing itself"
-    from_builder = [c for c in copies(final) if "--from=builder" in c[0]]
-    assert from_builder == [(["--from=builder"], "/opt/venv", ["/opt/venv"])]
+    from_stages = [c for c in copies(final) if any(f.startswith("--from=") for f in c[0])]
+    assert from_stages == [
+        (["--from=builder"], "/opt/venv", ["/opt/venv"]),
+        (["--from=package"], "/opt/venv", ["/opt/package/opt/venv"]),
+    ]
+
+
+def test_the_environment_has_no_pip_of_its_own(containerfile):
+    """pip lives in /opt/pip (builder only); /opt/venv is made --without-pip and every install targets it."""
+    builder, package, _ = stages(containerfile)
+    assert any("python3 -m venv --without-pip /opt/venv" in run for run in runs(builder))
+    for command in pip_installs(builder) + pip_installs(package):
+        assert command.startswith("/opt/pip/bin/pip --python /opt/venv/bin/python install"), command
 
 
 def test_installs_the_matching_lock_with_hashes_and_no_deps(image, containerfile):
-    builder, _ = stages(containerfile)
+    builder, _, _ = stages(containerfile)
     lock_dest = {dest: src for _, dest, srcs in copies(builder) for src in srcs if src.startswith("locks/")}
     assert list(lock_dest.values()) == [f"locks/{image}.txt"], "copies exactly its own lock"
     dest = next(iter(lock_dest))
@@ -147,12 +160,12 @@ def test_installs_the_matching_lock_with_hashes_and_no_deps(image, containerfile
         assert "--no-deps" in command, f"every install is --no-deps, so nothing is resolved outside the lock: {command}"
         if " -r " in command:
             assert "--require-hashes" in command, command
-    assert any(re.search(r"\bpip check\b", run) for run in runs(builder))
+    assert any(re.search(r"\bpip (--python \S+ )?check\b", run) for run in runs(builder))
 
 
 def test_build_backend_comes_from_the_same_lock(image, containerfile):
     """The names passed to lock_subset.py exist, with hashes, in the lock the stage copies."""
-    builder, _ = stages(containerfile)
+    builder, _, _ = stages(containerfile)
     calls = [m for run in runs(builder) for m in re.finditer(r"lock_subset\.py (\S+) ([^>]+)>", run)]
     assert len(calls) == 1
     lock_path, names = calls[0].group(1), calls[0].group(2).split()
@@ -163,13 +176,15 @@ def test_build_backend_comes_from_the_same_lock(image, containerfile):
 
 
 def test_package_is_installed_with_no_deps_from_the_copied_sources(containerfile):
-    builder, _ = stages(containerfile)
-    setup_dest = next(dest for _, dest, srcs in copies(builder) if srcs == ["setup.py"])
+    _, package, _ = stages(containerfile)
+    setup_dest = next(dest for _, dest, srcs in copies(package) if srcs == ["setup.py"])
     src_dir = str(Path(setup_dest).parent)
-    package_installs = [c for c in pip_installs(builder) if c.split()[-1] == src_dir]
-    assert len(package_installs) == 1, pip_installs(builder)
-    assert "--no-deps" in package_installs[0]
-    copied = {srcs[0]: dest for _, dest, srcs in copies(builder) if len(srcs) == 1}
+    package_installs = [c for c in pip_installs(package) if c.split()[-1] == src_dir]
+    assert len(package_installs) == 2, pip_installs(package)  # into /opt/package (the final layer), and checked
+    assert all("--no-deps" in command for command in package_installs)
+    assert "--root /opt/package" in package_installs[0]
+    assert any(re.search(r"\bpip (--python \S+ )?check\b", run) for run in runs(package))
+    copied = {srcs[0]: dest for _, dest, srcs in copies(package) if len(srcs) == 1}
     for folder in ("components", "pipelines"):
         assert copied.get(folder) == f"{src_dir}/{folder}"
 
@@ -184,7 +199,7 @@ def test_every_copy_source_exists_in_the_repository(containerfile):
 
 
 def test_final_stage_runs_as_a_non_root_user_with_a_home(containerfile):
-    _, final = stages(containerfile)
+    _, _, final = stages(containerfile)
     users = [args for keyword, args in final if keyword == "USER"]
     assert users, "the final stage sets USER"
     user = users[-1].split(":")[0]
@@ -205,7 +220,7 @@ def test_image_names_and_labels_match_the_package_version(image, containerfile):
     assert images.VERSION == version
     registry = os.environ.get("KFP_TABULAR_REGISTRY", "ghcr.io/kfp-tabular")
     assert IMAGES[image] == f"{registry}/kfp-tabular-{image}:{version}"
-    _, final = stages(containerfile)
+    _, _, final = stages(containerfile)
     assert ("ARG", f"VERSION={version}") in final
     labels = " ".join(args for keyword, args in final if keyword == "LABEL")
     assert 'org.opencontainers.image.version="${VERSION}"' in labels
@@ -213,7 +228,7 @@ def test_image_names_and_labels_match_the_package_version(image, containerfile):
 
 
 def test_serve_image_runs_the_model_server():
-    _, final = stages(CONTAINERS / "serve.Containerfile")
+    _, _, final = stages(CONTAINERS / "serve.Containerfile")
     entrypoint = [json.loads(args) for keyword, args in final if keyword == "ENTRYPOINT"]
     assert entrypoint == [["python", "-m", "kfp_tabular.components.deployment.model_server"]]
     assert (REPO / "components" / "deployment" / "model_server" / "__main__.py").is_file()
@@ -224,7 +239,7 @@ def test_serve_image_runs_the_model_server():
 
 def test_pipeline_image_has_no_entrypoint():
     """KFP sets the command of every component container itself."""
-    _, final = stages(CONTAINERS / "pipeline.Containerfile")
+    _, _, final = stages(CONTAINERS / "pipeline.Containerfile")
     assert not [k for k, _ in final if k in ("ENTRYPOINT", "CMD")]
 
 
@@ -273,12 +288,11 @@ def test_lock_subset_command_line(tmp_path):
 
 
 def tool_dir(tmp_path: Path, fakes: dict[str, str]) -> Path:
-    """A PATH directory with bash, dirname and python3, plus stand-in builders (name -> shell script body)."""
+    """A PATH directory with bash, a few coreutils and python3, plus stand-in builders (name -> shell body)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, target in {
-        "bash": shutil.which("bash"),
-        "dirname": shutil.which("dirname"),
+        **{tool: shutil.which(tool) for tool in ("bash", "dirname", "mktemp", "rm", "mkdir", "cat")},
         "python3": sys.executable,
     }.items():
         (bin_dir / name).symlink_to(target)
@@ -290,7 +304,8 @@ def tool_dir(tmp_path: Path, fakes: dict[str, str]) -> Path:
 
 
 def run_build(bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp"), **env}
+    cache = bin_dir.parent / "cache"
+    environment = {"PATH": str(bin_dir), "HOME": str(bin_dir.parent), "KFP_TABULAR_CACHE": str(cache), **env}
     return subprocess.run(
         [shutil.which("bash"), str(BUILD_SH), *args], capture_output=True, text=True, env=environment, timeout=60
     )
@@ -305,7 +320,7 @@ def test_build_sh_without_a_builder_exits_3_naming_the_images(tmp_path):
     out = run_build(tool_dir(tmp_path, {}))
     assert out.returncode == 3, out
     assert "no working container builder" in out.stderr
-    for name in ("docker: not installed", "podman: not installed", "buildah: not installed"):
+    for name in ("podman: not installed", "docker: not installed", "buildah: not installed"):
         assert name in out.stderr
     assert images.PIPELINE_IMAGE in out.stderr and images.SERVE_IMAGE in out.stderr
 
@@ -332,18 +347,46 @@ def test_build_sh_builds_both_images_with_buildah_tagged_from_images_py(tmp_path
     ]
 
 
+PODMAN_FAKE = """echo "$*" >> {log}
+case "$*" in
+  "image inspect --format {{{{.Digest}}}} "*) echo sha256:{digest} ;;
+  "image inspect --format {{{{.Size}}}} "*) echo 1234000000 ;;
+  "image exists docker.io/library/python:3.11-slim-bookworm") exit {exists} ;;
+esac"""
+
+
 def test_build_sh_one_image_with_podman_and_extra_args(tmp_path):
     log = tmp_path / "calls.txt"
-    fake = f'echo "$*" >> {shlex.quote(str(log))}'
+    fake = PODMAN_FAKE.format(log=shlex.quote(str(log)), digest="1" * 64, exists=0)
     out = run_build(
         tool_dir(tmp_path, {"podman": fake}), "serve", BUILDER="podman", BUILD_ARGS="--build-arg PYTHON_IMAGE=py:x"
     )
     assert out.returncode == 0, out
     builds = [c for c in log.read_text().splitlines() if c.startswith("build ")]
-    assert builds == [
-        f"build -f {CONTAINERS}/serve.Containerfile -t {images.SERVE_IMAGE} --build-arg VERSION={images.VERSION} "
-        f"--build-arg PYTHON_IMAGE=py:x {REPO}"
-    ]
+    assert len(builds) == 1
+    assert re.fullmatch(
+        rf"build --network=host -v (/etc/ssl/certs/ca-certificates.crt):\1:ro -v \S+/pip.conf:/etc/pip.conf:ro "
+        rf"-f {CONTAINERS}/serve.Containerfile -t {re.escape(images.SERVE_IMAGE)} --build-arg VERSION={images.VERSION} "
+        rf"--build-arg PYTHON_IMAGE=py:x {REPO}",
+        builds[0],
+    ), builds[0]
+    digests = json.loads((tmp_path / "cache" / "images" / "digests.json").read_text())
+    assert digests[images.SERVE_IMAGE]["digest"] == "sha256:" + "1" * 64
+
+
+def test_build_sh_with_podman_uses_the_pullable_base(tmp_path):
+    log = tmp_path / "calls.txt"
+    fake = PODMAN_FAKE.format(log=shlex.quote(str(log)), digest="2" * 64, exists=0)
+    out = run_build(tool_dir(tmp_path, {"podman": fake}), "pipeline")
+    assert out.returncode == 0, out
+    (build,) = [c for c in log.read_text().splitlines() if c.startswith("build ")]
+    assert "--build-arg PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm" in build
+    assert "base: docker.io/library/python:3.11-slim-bookworm" in out.stderr
+
+
+def test_build_sh_base_mode_usage_error(tmp_path):
+    out = run_build(tool_dir(tmp_path, {}), KFP_TABULAR_BASE="sometimes")
+    assert out.returncode == 2 and "KFP_TABULAR_BASE=sometimes" in out.stderr
 
 
 def test_build_sh_passes_on_the_builder_failure(tmp_path):
