@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> None:
+    """Log this package at INFO on stderr (client errors one line each), beside KServe's own loggers."""
+    import logging
+
+    logger = logging.getLogger("kfp_tabular")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load the model and run the server until it is stopped; return 2 when the model cannot be loaded."""
     from kfp_tabular.components.common.errors import ConfigError, DataError
@@ -89,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from kfp_tabular.components.deployment.model_server.server import HostModelServer, TabularModel
 
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     try:
         if args.model_dir:
             model_dir = args.model_dir

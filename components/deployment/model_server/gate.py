@@ -14,6 +14,7 @@ The exception handlers give every client error the one shape of ``errors.error_b
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -124,7 +125,7 @@ class InferenceGate:
 
     async def _send_error(self, send: Send, path: str, status: int, message: str, field: str, expected: str) -> None:
         log_client_error("POST", path, status, message)
-        content = orjson.dumps(error_body(status, message, field, expected))
+        content = _dumps(error_body(status, message, field, expected))
         await send(
             {
                 "type": "http.response.start",
@@ -154,10 +155,17 @@ def install_error_handlers(app: Any) -> None:
         else:
             body = error_body(400, str(exc))
         log_client_error(request.method, request.url.path, body["status"], body["error"])
-        return Response(orjson.dumps(body), status_code=body["status"], media_type="application/json")
+        return Response(_dumps(body), status_code=body["status"], media_type="application/json")
 
     for kind in (RequestError, InvalidInput, RequestValidationError, HTTPException):
         app.add_exception_handler(kind, client_error)
+
+
+def _dumps(body: Dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # a value orjson cannot encode (an integer over 64 bits): as text
+        return json.dumps(body, default=repr).encode()
 
 
 def _validation_body(exc: Any) -> Dict[str, Any]:

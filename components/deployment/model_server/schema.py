@@ -147,7 +147,7 @@ class Violation:
     def to_json(self) -> Dict[str, Any]:
         """Return the violation as JSON-ready values."""
         got = self.got if isinstance(self.got, (str, int, float, bool)) or self.got is None else repr(self.got)
-        if isinstance(got, float) and not math.isfinite(got):
+        if (isinstance(got, float) and not math.isfinite(got)) or (isinstance(got, int) and abs(got) >= 2**63):
             got = repr(got)
         return {"field": self.field, "kind": self.kind, "row": self.row, "expected": self.expected, "got": got}
 

@@ -338,3 +338,77 @@ def listening_on():
 def tcp_connects():
     """``tcp_connects(host, port) -> bool``."""
     return connects
+
+
+@pytest.fixture(scope="session")
+def schema_model_dir(churn_model_dir, tmp_path_factory) -> Path:
+    """The churn model with the schema train will record from TFDV and the training data in metadata.json.
+
+    ``domain`` (categories seen in training), ``min``/``max`` (numeric range seen in training) and
+    ``required`` (false for the features with missing values in training). The model file is the same.
+    """
+    import shutil
+
+    from kfp_tabular.components.data_processing.synthetic_data.core import generate
+
+    train = generate(TRAIN_ROWS, seed=11)
+    target = tmp_path_factory.mktemp("schema") / "churn"
+    shutil.copytree(churn_model_dir, target)
+    meta = json.loads((target / "metadata.json").read_text(encoding="utf-8"))
+    for entry in meta["features"]:
+        column = train[entry["name"]]
+        entry["required"] = not bool(column.isna().any())
+        if entry["dtype"] == "string":
+            entry["domain"] = sorted(str(v) for v in column.dropna().unique())
+        elif entry["dtype"] in ("int", "float"):
+            entry["min"], entry["max"] = float(column.min()), float(column.max())
+    (target / "metadata.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def schema_server(serve_env, schema_model_dir, tmp_path_factory):
+    """The server with the default schema policy (reject type and non-finite, flag the rest), 1 MiB limit."""
+    proc = ServerProcess(
+        ["--model_dir", str(schema_model_dir), "--max_body_bytes", str(1024 * 1024)],
+        tmp_path_factory.mktemp("server") / "server.log",
+        env={"PREDICT_PROBA": "false"},
+    )
+    try:
+        yield proc.wait_ready()
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_server(serve_env, schema_model_dir, tmp_path_factory):
+    """The server rejecting every schema violation (``--schema_policy reject``)."""
+    proc = ServerProcess(
+        ["--model_dir", str(schema_model_dir), "--schema_policy", "reject"],
+        tmp_path_factory.mktemp("server") / "server.log",
+        env={"PREDICT_PROBA": "false"},
+        model_name="strict",
+    )
+    try:
+        yield proc.wait_ready()
+    finally:
+        proc.stop()
+
+
+def post(url: str, raw: bytes, headers: dict | None = None) -> HttpResult:
+    """POST raw bytes with exactly ``headers`` (no Content-Type unless given), as http.client sends them."""
+    import http.client
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("POST", parts.path, body=raw, headers=headers or {})
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+    try:
+        return HttpResult(response.status, json.loads(text) if text else None)
+    except json.JSONDecodeError:
+        return HttpResult(response.status, text)
