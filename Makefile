@@ -23,6 +23,7 @@ PYTEST_ARGS ?=
 export KFP_TABULAR_CACHE := $(CACHE)
 
 .PHONY: help run test compile lint format clean lock env serve-env apiserver kubectl serve predict images
+.PHONY: podman run-containers
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,7 +78,7 @@ compile: env ## compile the pipeline to its committed IR YAML
 # The API-server tests need KServe's CRDs from ../shared; in a clone without it they skip, and so does their setup.
 CLUSTER_DEPS := $(if $(wildcard ../shared/kserve),apiserver kubectl)
 
-test: env serve-env $(CLUSTER_DEPS) ## install everything the tests need, then run them all
+test: env serve-env $(CLUSTER_DEPS) images ## install everything the tests need, then run them all
 	KFP_TABULAR_KUBECTL_OLD=$$(test -x $(OLD_KUBECTL) && echo $(OLD_KUBECTL) || true) \
 		$(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
 
@@ -98,8 +99,16 @@ predict: serve-env ## send sample rows (V1 lists, V1 records, V2 pd) to `make se
 	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server.predict_sample \
 		--url http://127.0.0.1:$(PORT) --model_name $(MODEL_NAME)
 
-images: ## build the pipeline and serve images (docker, podman or buildah)
+# --- containers: podman from Debian's archive, settings in components/common/containers/containers.conf ------
+podman: ## install podman, runc and mmdebstrap from Debian's archive (when missing)
+	bash -c '. components/common/containers/podman-env.sh && podman_ready'
+
+images: podman ## build the pipeline and serve images (podman; offline Debian base when no registry is reachable)
 	bash components/common/containers/build.sh
+
+run-containers: env images ## `make run` with every task in the pipeline image (kfp.local DockerRunner over podman)
+	$(PY) -m kfp_tabular.pipelines.cli run-local --runner docker --output-dir $(OUTPUTS) --rows $(ROWS) \
+		$(if $(DATA),--data-uri $(DATA))
 
 clean: ## remove environments, local outputs and caches (not the kube-apiserver build cache)
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) $(OUTPUTS) .pytest_cache .ruff_cache *.egg-info build dist

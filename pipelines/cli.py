@@ -30,11 +30,13 @@ def _parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def compile_pipeline(output: str | Path = DEFAULT_YAML, **storage) -> Path:
+def compile_pipeline(output: str | Path = DEFAULT_YAML, digests: dict[str, str] | None = None, **storage) -> Path:
     """Compile the pipeline to IR YAML and return the path.
 
     Args:
         output: Where to write the YAML.
+        digests: ``{image: "sha256:..."}``: name each of these images as ``image@sha256:...`` (see
+            ``images.pin_images``); None keeps the readable tags (the committed pipeline).
         **storage: Cluster storage wiring for ``build_pipeline`` (storage_secret, model_store_pvc,
             model_store_mount); none gives the committed pipeline.
     """
@@ -45,6 +47,10 @@ def compile_pipeline(output: str | Path = DEFAULT_YAML, **storage) -> Path:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline_func=build_pipeline(**storage), package_path=str(output))
+    if digests:
+        from kfp_tabular.components.common.images import pin_images
+
+        output.write_text(pin_images(output.read_text(encoding="utf-8"), digests), encoding="utf-8")
     return output
 
 
@@ -54,7 +60,14 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         storage["model_store_mount"] = args.model_store_mount
     if any(storage.values()) and Path(args.output).resolve() == DEFAULT_YAML.resolve():
         raise ConfigError("--output: give a path of your own; the committed pipeline.yaml has no storage wiring")
-    path = compile_pipeline(args.output, **storage)
+    digests = None
+    if args.pin_digests:
+        from kfp_tabular.components.common.images import built_digests
+
+        if Path(args.output).resolve() == DEFAULT_YAML.resolve():
+            raise ConfigError("--output: give a path of your own; the committed pipeline.yaml names readable tags")
+        digests = built_digests(args.image_digests or None)
+    path = compile_pipeline(args.output, digests=digests, **storage)
     print(f"compiled {path}")
     return 0
 
@@ -69,6 +82,7 @@ def _cmd_run_local(args: argparse.Namespace) -> int:
         rows=args.rows,
         seed=args.seed,
         use_production_baseline=not args.no_baseline,
+        runner=args.runner,
         **params,
     )
     print(format_summary(summary))
@@ -133,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-secret", default="", help="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for S3")
     p.add_argument("--model-store-pvc", default="", help="PVC mounted in the deploy task for publish_uri=pvc://")
     p.add_argument("--model-store-mount", default="", help="mount path of that PVC (default /mnt/model-store)")
+    p.add_argument(
+        "--pin-digests",
+        action="store_true",
+        help="name each image by the digest `make images` recorded (name@sha256:...), so a rebuilt image under "
+        "the same tag is never served from KFP's cache",
+    )
+    p.add_argument("--image-digests", default="", help="digests file (default: $KFP_TABULAR_CACHE/images/digests.json)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("run-local", help="run the pipeline on this machine with kfp.local")
@@ -143,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="ignore the local production model")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="any pipeline parameter")
     p.add_argument("--summary-json", default="", help="also write the run summary as JSON here")
+    p.add_argument(
+        "--runner",
+        default="subprocess",
+        choices=("subprocess", "docker"),
+        help="subprocess: this environment; docker: every task in the pipeline image (podman's Docker API)",
+    )
     p.set_defaults(func=_cmd_run_local)
 
     p = sub.add_parser("submit", help="submit the compiled pipeline to a Kubeflow Pipelines API server")

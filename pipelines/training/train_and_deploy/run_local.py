@@ -202,6 +202,7 @@ def run_local(
     rows: int = 50_000,
     seed: int = 42,
     use_production_baseline: bool = True,
+    runner: str = "subprocess",
     **parameters: Any,
 ) -> RunSummary:
     """Run the pipeline with kfp.local's SubprocessRunner in this interpreter's environment.
@@ -213,6 +214,8 @@ def run_local(
         rows: Rows of the default data.
         seed: Seed of the default data, the split and the estimator.
         use_production_baseline: Use the local production model and its statistics as baselines.
+        runner: ``subprocess`` (this environment) or ``docker`` (every task in the pipeline image through
+            podman's Docker API, see ``containers.py``).
         **parameters: Any other pipeline parameter (see pipeline.train_and_deploy).
 
     Returns:
@@ -249,12 +252,17 @@ def run_local(
     warnings.filterwarnings(
         "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
     )
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs_root), raise_on_error=True)
+    task_runner, session = local.SubprocessRunner(use_venv=False), contextlib.nullcontext()
+    if runner == "docker":
+        from kfp_tabular.pipelines.training.train_and_deploy.containers import docker_session
+
+        task_runner, session = local.DockerRunner(), docker_session(output_dir, {**parameters, "data_uri": data_uri})
+    local.init(runner=task_runner, pipeline_root=str(runs_root), raise_on_error=True)
     before = {p.name for p in runs_root.iterdir()}
     error = ""
     tap = _ErrorTap(sys.stdout)
     try:
-        with contextlib.redirect_stdout(tap):
+        with contextlib.redirect_stdout(tap), session:
             train_and_deploy(data_uri=data_uri, **parameters)
     except RuntimeError as exc:
         error = str(exc)
