@@ -74,7 +74,7 @@ def test_production_model_of_other_columns_is_not_a_baseline(first_run, workdir,
     summary = run_local(output_dir=workdir, data_uri=str(data))
     assert summary.succeeded, summary.error
     assert summary.baseline == {} and summary.blessing["baseline_model_dir"] == ""
-    assert "not used as baseline" in summary.baseline_skipped and "lacks its feature(s) age" in summary.baseline_skipped
+    assert "not used as baseline" in summary.baseline_skipped and "lacks its column(s) age" in summary.baseline_skipped
     assert summary.blessing["blessed"] is True
     assert summary.baseline_skipped in format_summary(summary)
 

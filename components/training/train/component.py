@@ -65,6 +65,7 @@ def train(
         model_dir=model.path,
         source_data_hash=train_data.metadata.get("content_hash"),
         source_data_uri=train_data.metadata.get("source_uri"),
+        source_columns=train_data.metadata.get("source_columns"),
         positive_class=train_data.metadata.get("positive_class"),
     )
     meta = result.metadata

@@ -343,6 +343,7 @@ def train(
     source_data_hash: str | None = None,
     source_data_uri: str | None = None,
     positive_class: Any = None,
+    source_columns: list[str] | None = None,
 ) -> TrainResult:
     """Fit the model pipeline and write the model directory (``model.joblib`` + ``metadata.json``).
 
@@ -361,6 +362,8 @@ def train(
         source_data_uri: Where that source was read from, when known.
         positive_class: The positive class of a binary label as ingest chose it (its Dataset's
             ``positive_class``); None: the minority class (a decision). Recorded in ``metadata.json``.
+        source_columns: The source's columns before ingest's column decisions (its Dataset's
+            ``source_columns``), recorded so a later run can tell from a header whether this model scores it.
 
     Returns:
         The metadata, the training metrics, the model's sha256 and the decisions taken.
@@ -449,6 +452,7 @@ def train(
         "training_data_hash": sha256_file(train_path),
         "source_data_hash": source_data_hash or None,
         "source_data_uri": source_data_uri or None,
+        "source_columns": list(source_columns) if source_columns else None,
         "train_rows": int(len(x)),
         "positive_class": _jsonable(positive),
         "encoding": {

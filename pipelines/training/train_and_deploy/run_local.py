@@ -135,8 +135,10 @@ class _ErrorTap(io.TextIOBase):
 def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -> str:
     """Why the production model cannot be this data's baseline ("" when it can).
 
-    A baseline must score the same eval data: same label, and every feature it was trained on present. The
-    data's columns come from its header alone (a CSV's first line, a Parquet schema): ingest reads the data.
+    A baseline must score the same eval data: same label, and every source column its features came from
+    present (its ``source_columns``: ingest derives features, e.g. calendar columns from a date, from those; a
+    model without that record is compared by its features). The data's columns come from its header alone (a
+    CSV's first line, a Parquet schema): ingest reads the data.
     """
     from kfp_tabular.components.common.model_dir import METADATA_FILE
     from kfp_tabular.components.data_processing.ingest.core import read_columns
@@ -145,9 +147,10 @@ def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -
     if metadata.get("label_column") != label_column:
         return f"it predicts {metadata.get('label_column')!r}, this run {label_column!r}"
     columns = set(read_columns(data_uri))
-    missing = [name for name in metadata.get("feature_order", []) if name not in columns]
+    needed = metadata.get("source_columns") or metadata.get("feature_order", [])
+    missing = [name for name in needed if name not in columns]
     if missing:
-        return f"{data_uri} lacks its feature(s) {', '.join(missing)}"
+        return f"{data_uri} lacks its column(s) {', '.join(missing)}"
     return ""
 
 

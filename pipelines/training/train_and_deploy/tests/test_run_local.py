@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,13 +37,24 @@ def write_csv(path, header: str, body: bytes | None = None) -> str:
     [
         ("tenure,plan,churned", "churned", ""),
         ("plan,extra,tenure,churned", "churned", ""),
-        ("tenure,churned", "churned", "lacks its feature(s) plan"),
+        ("tenure,churned", "churned", "lacks its column(s) plan"),
         ("tenure,plan,churned", "upgraded", "it predicts 'churned', this run 'upgraded'"),
     ],
 )
 def test_the_production_model_is_a_baseline_only_for_data_it_can_score(production, tmp_path, header, label, expected):
     reason = baseline_mismatch(production, write_csv(tmp_path / "data.csv", header), label)
     assert reason == expected if not expected else expected in reason
+
+
+def test_a_model_with_derived_features_is_compared_by_its_source_columns(production, tmp_path):
+    """ingest expanded 'signup' into calendar features: the header has 'signup', not 'signup_year'."""
+    metadata_path = Path(production["model_dir"]) / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata.update(feature_order=[*FEATURES, "signup_year"], source_columns=[*FEATURES, "signup", "churned"])
+    metadata_path.write_text(json.dumps(metadata))
+    assert baseline_mismatch(production, write_csv(tmp_path / "a.csv", "tenure,plan,signup,churned"), "churned") == ""
+    reason = baseline_mismatch(production, write_csv(tmp_path / "b.csv", "tenure,plan,churned"), "churned")
+    assert "lacks its column(s) signup" in reason
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
