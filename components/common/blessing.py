@@ -3,7 +3,8 @@
 A blessing is the evaluator's verdict on one model, identified by the sha256 of its model file (as TFX's
 ModelBlessing is tied to one model artifact and its Pusher checks the pair). JSON:
 ``{"blessed": bool, "reasons": [str], "model_sha256": str, "metrics": {...}, "baseline_metrics": {...} or
-null, "thresholds": {...}, "tolerance": float, "model_dir": str, "baseline_model_dir": str}``.
+null, "thresholds": {...}, "tolerance": float, "model_dir": str, "baseline_model_dir": str, "positive_class": the
+class binary metrics measured, or null}``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Blessing:
         tolerance: How much worse than the baseline the candidate was allowed to be.
         model_dir: Where the evaluated model was read from.
         baseline_model_dir: Where the baseline model was read from ("" for none).
+        positive_class: The class binary precision, recall, F1 and ROC AUC measured (None otherwise).
     """
 
     blessed: bool
@@ -41,6 +43,7 @@ class Blessing:
     tolerance: float = 0.0
     model_dir: str = ""
     baseline_model_dir: str = ""
+    positive_class: Any = None
 
     @property
     def reason(self) -> str:

@@ -471,6 +471,7 @@ def evaluate(
         tolerance=result.tolerance,
         model_dir=str(model_dir),
         baseline_model_dir=baseline_model_uri,
+        positive_class=result.positive_class,
     )
     report = render_report(result, str(model_dir), str(eval_path), baseline_model_uri, verdicts)
     blessings.write(blessing_path, verdict)

@@ -146,5 +146,6 @@ def test_the_component_records_the_positive_class_and_decisions(skewed, tmp_path
         thresholds={"roc_auc": 0.7},
     )
     assert blessing.metadata["positive_class"] == "No" and from_metadata(blessing.metadata["decisions"]) == []
-    assert blessings.read(out["blessing"]).blessed
+    written = blessings.read(out["blessing"])
+    assert written.blessed and written.positive_class == "No"
     assert "| ingest | sample_id | dropped | an ID |" in out["report"].read_text()
