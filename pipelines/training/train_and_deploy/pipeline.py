@@ -74,6 +74,13 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         eval_fraction: float = 0.2,
         seed: int = 42,
         task: str = "auto",
+        drop_columns: list = [],
+        id_columns: list = [],
+        text_columns: list = [],
+        datetime_columns: list = [],
+        categorical_columns: list = [],
+        positive_class: str = "",
+        min_rows: int = 50,
         schema_uri: str = "",
         baseline_statistics_uri: str = "",
         numeric_drift_threshold: float = 0.1,
@@ -83,6 +90,9 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         beam_pipeline_args: list = [],
         estimator: str = "hist_gradient_boosting",
         hyperparameters: dict = {},
+        max_categories: int = 50,
+        min_frequency: int = 5,
+        memory_limit_mb: int = 0,
         thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
         baseline_model_uri: str = "",
         tolerance: float = 0.01,
@@ -107,7 +117,18 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             seed: Seed of the split and of the estimator.
         """
         ingest_task = ingest(
-            data_uri=data_uri, label_column=label_column, eval_fraction=eval_fraction, seed=seed, task=task
+            data_uri=data_uri,
+            label_column=label_column,
+            eval_fraction=eval_fraction,
+            seed=seed,
+            task=task,
+            drop_columns=drop_columns,
+            id_columns=id_columns,
+            text_columns=text_columns,
+            datetime_columns=datetime_columns,
+            categorical_columns=categorical_columns,
+            positive_class=positive_class,
+            min_rows=min_rows,
         )
         _resources(ingest_task, "ingest").set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0)
 
@@ -134,6 +155,9 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             hyperparameters=hyperparameters,
             task=ingest_task.outputs["task"],
             seed=seed,
+            max_categories=max_categories,
+            min_frequency=min_frequency,
+            memory_limit_mb=memory_limit_mb,
         )
         _resources(train_task, "train")
 
