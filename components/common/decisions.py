@@ -50,7 +50,9 @@ def from_metadata(items: Any) -> list[Decision]:
     """Read decisions back from artifact metadata; entries that are not decisions are skipped."""
     names = {f.name for f in dataclasses.fields(Decision)}
     out = []
-    for item in items or []:
+    if not isinstance(items, list):  # e.g. a Metrics artifact's "decisions" count
+        return out
+    for item in items:
         if isinstance(item, dict) and names <= set(item):
             out.append(Decision(**{k: str(item[k]) for k in names}))
     return out
