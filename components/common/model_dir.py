@@ -109,7 +109,7 @@ def _check_metadata(path: Path, meta: dict[str, Any], required: tuple[str, ...])
 
 
 def _check_feature_schema(path: Path, name: str, entry: dict[str, Any]) -> None:
-    """Check the optional schema fields train records from TFDV: domain, min/max, required."""
+    """Check the optional schema fields train records from TFDV: domain, min/max, required, nullable."""
     where = f"{path}: field 'features' column '{name}'"
     domain = entry.get("domain")
     if domain is not None and (not isinstance(domain, list) or not all(_is_plain(v) for v in domain)):
@@ -122,8 +122,9 @@ def _check_feature_schema(path: Path, name: str, entry: dict[str, Any]) -> None:
         bounds[key] = value
     if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
         raise DataError(f"{where}: 'min' {bounds['min']} is greater than 'max' {bounds['max']}")
-    if "required" in entry and not isinstance(entry["required"], bool):
-        raise DataError(f"{where}: 'required': expected true or false, got {entry['required']!r}")
+    for key in ("required", "nullable"):
+        if key in entry and not isinstance(entry[key], bool):
+            raise DataError(f"{where}: {key!r}: expected true or false, got {entry[key]!r}")
 
 
 def _is_plain(value: Any) -> bool:
@@ -135,7 +136,7 @@ def read_metadata(model_dir: str | os.PathLike, required: tuple[str, ...] = ()) 
 
     Checked: ``feature_order`` (a non-empty list of unique names), ``features`` (optional; when given, an entry
     with a known ``dtype`` for every name in ``feature_order``, and, when recorded, ``domain`` a list of values,
-    ``min``/``max`` numbers with min <= max, ``required`` a bool), ``task`` (optional, classification or
+    ``min``/``max`` numbers with min <= max, ``required`` and ``nullable`` bools), ``task`` (optional, classification or
     regression), ``classes`` (optional, a list or null), and every field named in ``required``.
 
     Raises:

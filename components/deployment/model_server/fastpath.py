@@ -3,7 +3,7 @@
 ``model.joblib`` stays the model (KServe's stock sklearn runtime loads it as it is). At load time, when the
 pipeline has the shape train writes (``frame`` -> ``ColumnTransformer`` -> estimator, see docs/DESIGN.md) and
 every preprocessing step is one this module knows (``astype`` coercion, ``SimpleImputer``, ``StandardScaler``,
-``OneHotEncoder`` without drop or infrequent categories), :func:`derive` reads the fitted parameters (imputer
+``OneHotEncoder`` without drop, infrequent categories included), :func:`derive` reads the fitted parameters (imputer
 statistics, scaler mean and scale, encoder categories) and encodes a request's checked columns straight into
 the estimator's input matrix: no DataFrame, no per-call input validation of each step. Anything else, and
 a pipeline whose fast path does not give the same predictions on probe rows, is served through the pipeline.
@@ -55,20 +55,21 @@ class _OneHot:
     columns: List[str]
     fill: Optional[List[Any]]
     index: List[Dict[str, int]]
+    unknown: List[Optional[int]]
     offsets: List[int]
     width: int
 
     def encode(self, values: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
         block = np.zeros((rows, self.width), dtype=np.float64)
         for j, name in enumerate(self.columns):
-            column, lookup, offset = values[name], self.index[j], self.offsets[j]
+            column, lookup, offset, unknown = values[name], self.index[j], self.offsets[j], self.unknown[j]
             fill = self.fill[j] if self.fill is not None else None
             for row in range(rows):
                 value = column[row]
                 if value is None or (isinstance(value, float) and value != value):
                     value = fill
-                position = lookup.get(value) if value is not None else None
-                if position is not None:  # handle_unknown="ignore": an unseen category is all zeros
+                position = lookup.get(value, unknown) if value is not None else unknown
+                if position is not None:  # None: all zeros (handle_unknown="ignore")
                     block[row, offset + position] = 1.0
         return block
 
@@ -158,10 +159,8 @@ def _block(name: str, columns: List[str], steps: Sequence[Tuple[str, Any]], dtyp
             mean = None if step.mean_ is None or not step.with_mean else np.asarray(step.mean_, dtype=np.float64)
             scale = None if step.scale_ is None or not step.with_std else np.asarray(step.scale_, dtype=np.float64)
         elif isinstance(step, OneHotEncoder) and kind == "string" and encoder is None:
-            if step.drop_idx_ is not None or getattr(step, "_infrequent_enabled", False):
-                raise Unsupported(f"{where}: OneHotEncoder with drop or infrequent categories")
-            if step.handle_unknown not in ("ignore", "infrequent_if_exist") or step.sparse_output:
-                raise Unsupported(f"{where}: OneHotEncoder(handle_unknown={step.handle_unknown!r}, sparse)")
+            if step.drop_idx_ is not None or step.sparse_output:
+                raise Unsupported(f"{where}: OneHotEncoder with drop or sparse output")
             encoder = step
         else:
             raise Unsupported(f"{where}: {type(step).__name__} here is not reproduced")
@@ -176,11 +175,42 @@ def _block(name: str, columns: List[str], steps: Sequence[Tuple[str, Any]], dtyp
         bad = [c for c in columns if dtypes.get(c) != "string"]
         if bad:
             raise Unsupported(f"transformer {name!r}: columns {bad} are not strings in metadata.json")
-        index = [{str(v): i for i, v in enumerate(cats)} for cats in encoder.categories_]
-        sizes = [len(cats) for cats in encoder.categories_]
+        index, unknown, sizes = _onehot_positions(encoder)
         offsets = [int(v) for v in np.cumsum([0] + sizes[:-1])]
-        return _OneHot(columns, list(fill) if fill is not None else None, index, offsets, int(sum(sizes)))
+        return _OneHot(columns, list(fill) if fill is not None else None, index, unknown, offsets, int(sum(sizes)))
     raise Unsupported(f"transformer {name!r}: not numeric coercion/impute/scale or string coercion/impute/one-hot")
+
+
+_UNSEEN = "__kfp_tabular_unseen__"
+
+
+def _onehot_positions(encoder: Any) -> Tuple[List[Dict[str, int]], List[Optional[int]], List[int]]:
+    """Ask the fitted encoder where each category (and an unseen value) goes, feature by feature.
+
+    Infrequent categories share one column and unknown values go where ``handle_unknown`` sends them; reading
+    the encoder's own output covers both without reimplementing them.
+    """
+    sizes = [int(n) for n in getattr(encoder, "_n_features_outs", [])]
+    categories = encoder.categories_
+    if len(sizes) != len(categories):
+        raise Unsupported("OneHotEncoder without per-feature output widths")
+    base = [str(cats[0]) for cats in categories]
+    offsets = np.cumsum([0] + sizes[:-1])
+    index, unknown = [], []
+    for j, cats in enumerate(categories):
+        values = [str(v) for v in cats] + [_UNSEEN]
+        rows = np.array([base[:j] + [v] + base[j + 1 :] for v in values], dtype=object)
+        try:
+            out = np.asarray(encoder.transform(rows))
+        except Exception as exc:  # handle_unknown="error" refuses the unseen value
+            raise Unsupported(f"OneHotEncoder refuses an unseen category ({type(exc).__name__})") from None
+        block = out[:, offsets[j] : offsets[j] + sizes[j]]
+        if not ((block.sum(axis=1) <= 1) & np.isin(block, (0.0, 1.0)).all(axis=1)).all():
+            raise Unsupported("OneHotEncoder output is not one-hot")
+        hot = [int(np.argmax(r)) if r.any() else None for r in block]
+        index.append({v: h for v, h in zip(values[:-1], hot[:-1]) if h is not None})
+        unknown.append(hot[-1])
+    return index, unknown, sizes
 
 
 def probe_columns(schema: Any, order: Sequence[str], fast: FastPath, rows: int = 64) -> Dict[str, np.ndarray]:
@@ -197,7 +227,7 @@ def probe_columns(schema: Any, order: Sequence[str], fast: FastPath, rows: int =
         spec = schema.spec(name)
         if name in onehot:
             block, j = onehot[name]
-            values = list(block.index[j]) + ["__probe_unseen__", None]
+            values = list(block.index[j]) + [_UNSEEN, None]
             columns[name] = np.array([values[i % len(values)] for i in range(rows)], dtype=object)
             continue
         if spec.dtype == "bool":

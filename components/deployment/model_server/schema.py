@@ -3,7 +3,8 @@
 The TFDV schema travels with the model as JSON in ``metadata.json["features"]`` (the serve env cannot import
 tensorflow_metadata): each entry has ``name``, ``dtype`` (int|float|bool|string), ``kind`` and, when train
 recorded them, ``domain`` (the categories seen in training), ``min``/``max`` (the numeric range seen in
-training) and ``required`` (default true). Types are always checked; domains and ranges only when recorded.
+training), ``required`` (default true: the column must be in the request) and ``nullable`` (training saw
+missing values). Types are always checked; domains, ranges and nullability only when recorded.
 
 Each value that breaks the schema is a violation of one kind:
 
@@ -12,7 +13,7 @@ kind                what                                                        
 ==================  ==========================================================================  =======
 ``type``            not a value of the feature's dtype (or of the V2 datatype it was sent as)    reject
 ``non_finite``      ``inf``/``-inf`` (``Infinity``, ``1e400``, ``"inf"``) in a numeric feature   reject
-``missing``         null in a feature the schema marks ``required: true`` (explicitly)             flag
+``missing``         null in a feature training saw no nulls in (``nullable: false``)              flag
 ``unseen_category`` a category not in the feature's training domain                            flag
 ``out_of_range``    a number outside the [min, max] seen in training                            flag
 ==================  ==========================================================================  =======
@@ -101,8 +102,8 @@ class FeatureSpec:
     min: Optional[float] = None
     max: Optional[float] = None
     required: bool = True
-    #: ``required`` was written by train (else it is the default): only then is a null a ``missing`` violation.
-    required_recorded: bool = False
+    #: Training saw missing values (a null is fine); False: a null is a ``missing`` violation; None: not recorded.
+    nullable: Optional[bool] = None
 
     @classmethod
     def from_metadata(cls, entry: Mapping[str, Any]) -> "FeatureSpec":
@@ -116,7 +117,7 @@ class FeatureSpec:
             min=float(entry["min"]) if entry.get("min") is not None else None,
             max=float(entry["max"]) if entry.get("max") is not None else None,
             required=bool(entry.get("required", True)),
-            required_recorded="required" in entry,
+            nullable=bool(entry["nullable"]) if entry.get("nullable") is not None else None,
         )
 
     def expected(self) -> str:
@@ -235,8 +236,10 @@ def _convert(spec: FeatureSpec, values: Sequence[Any], datatype: Optional[str], 
 
 
 def _missing(spec: FeatureSpec, row: int, where: str) -> List[Violation]:
-    if spec.required and spec.required_recorded:
-        return [Violation(spec.name, "missing", row, f"{spec.expected()} (the feature is required)", None, where)]
+    if spec.nullable is False:
+        return [
+            Violation(spec.name, "missing", row, f"{spec.expected()} (training saw no missing values)", None, where)
+        ]
     return []
 
 

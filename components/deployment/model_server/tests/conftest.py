@@ -345,7 +345,7 @@ def schema_model_dir(churn_model_dir, tmp_path_factory) -> Path:
     """The churn model with the schema train will record from TFDV and the training data in metadata.json.
 
     ``domain`` (categories seen in training), ``min``/``max`` (numeric range seen in training) and
-    ``required`` (false for the features with missing values in training). The model file is the same.
+    ``required`` (the column must be sent) and ``nullable`` (training saw missing values). The model file is the same.
     """
     import shutil
 
@@ -355,13 +355,15 @@ def schema_model_dir(churn_model_dir, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("schema") / "churn"
     shutil.copytree(churn_model_dir, target)
     meta = json.loads((target / "metadata.json").read_text(encoding="utf-8"))
-    for entry in meta["features"]:
+    for entry in meta["features"]:  # train records these since it reads the TFDV schema; fill them if it did not
         column = train[entry["name"]]
-        entry["required"] = not bool(column.isna().any())
+        entry.setdefault("required", True)
+        entry.setdefault("nullable", bool(column.isna().any()))
         if entry["dtype"] == "string":
-            entry["domain"] = sorted(str(v) for v in column.dropna().unique())
+            entry.setdefault("domain", sorted(str(v) for v in column.dropna().unique()))
         elif entry["dtype"] in ("int", "float"):
-            entry["min"], entry["max"] = float(column.min()), float(column.max())
+            entry.setdefault("min", float(column.min()))
+            entry.setdefault("max", float(column.max()))
     (target / "metadata.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return target
 

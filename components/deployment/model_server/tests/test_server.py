@@ -99,7 +99,10 @@ def test_v1_records_with_none_and_shuffled_keys_match(server, churn_model, test_
     assert list(shuffled[0]) != list(records[0])
     result = server.v1({"instances": shuffled})
     assert result.status == 200, result
-    assert result.body == {"predictions": labels}
+    assert result.body["predictions"] == labels
+    # nulls where training saw none are served (imputed) and flagged as missing (the default policy)
+    flagged = {(v["field"], v["kind"]) for v in result.body["parameters"]["schema_violation_details"]}
+    assert flagged == {("region", "missing"), ("monthly_charges", "missing"), ("has_partner", "missing")}
 
 
 def test_v1_records_ignore_extra_columns_and_accept_inputs_key(server, churn_model, test_rows, records):
