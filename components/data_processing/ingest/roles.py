@@ -57,7 +57,7 @@ MIXED_NUMBER_SHARE = 0.5
 #: Larger magnitudes (and inf) are refused: squares of values above ~1.3e154 overflow float64.
 HUGE = 1e150
 #: The last word of a column name that says "identifier" (``customer_id``, ``CustomerID``, ``row_no``).
-_ID_WORDS = {"id", "ids", "uuid", "guid", "idx", "index", "key", "no", "nr"}
+_ID_WORDS = {"id", "ids", "uuid", "guid", "idx", "index", "key", "no", "nr", "rownames", "rowname"}
 _STEP = "ingest"
 
 

@@ -171,7 +171,7 @@ def test_ordinary_columns_are_kept_without_a_decision(tmp_path, column, values):
 
 
 def test_an_integer_named_like_an_id_is_dropped(tmp_path):
-    for name in ("customer_id", "CustomerID", "Id", "row_no"):
+    for name in ("customer_id", "CustomerID", "Id", "row_no", "rownames"):
         result = run(tmp_path, base().assign(**{name: list(range(0, 5 * N, 5))}))
         assert decided(result, name) == [
             ("dropped", "an ID: integers named like an ID, unique in each of the 60 rows")
