@@ -154,3 +154,10 @@ def test_component_compiles(tmp_path):
     text = target.read_text()
     assert "drifted_features" in text and "parameterType: LIST" in text
     assert "kfp-tabular-pipeline" in text
+
+
+def test_component_parameters_are_the_request_fields():
+    from kfp_tabular.components.data_processing.validate.request import ValidateRequest
+    from tests.support.requests import component_request_differences
+
+    assert component_request_differences(validate_data, ValidateRequest) == []

@@ -78,3 +78,26 @@ def test_small_integer_ranges_are_categorical(low_high, categorical):
     assert schemas.is_categorical_int_range(low_high) is categorical
     marked = schemas.categorical_int_schema({"x": low_high})
     assert [f.name for f in marked.feature if f.int_domain.is_categorical] == (["x"] if categorical else [])
+
+
+@pytest.mark.parametrize("share, fails", [(0.005, False), (0.05, True)])
+def test_inferred_domains_tolerate_rare_unseen_values_and_fail_on_real_mass(tmp_path, share, fails):
+    """A category only in eval: under 1% of the rows it is reported; with 5% it is an anomaly naming the feature."""
+    from kfp_tabular.components.data_processing.validate import core
+    from kfp_tabular.components.data_processing.validate.request import ValidateRequest
+
+    train = synthetic.write(synthetic.generate(2000, 41), tmp_path / "train.parquet")
+    frame = synthetic.generate(2000, 42)
+    frame.loc[frame.index[: int(2000 * share)], "payment_method"] = "crypto"
+    evaluation = synthetic.write(frame, tmp_path / "eval.parquet")
+    result = core.validate(train, evaluation, ValidateRequest(LABEL, fail_on_anomalies=False))
+    found = {(a.split, a.feature, a.kind) for a in result.anomalies}
+    if fails:
+        assert found == {("eval", "payment_method", "ENUM_TYPE_UNEXPECTED_STRING_VALUES")}
+        assert not any("crypto" in note for note in result.notes)
+    else:
+        assert found == set() and result.ok
+        assert (
+            "eval: payment_method: 1 value(s) not in the schema's domain (0.5% of values: crypto), tolerated by "
+            "min_domain_mass 0.99" in result.notes
+        )
