@@ -51,6 +51,11 @@ def test_installed_distributions_are_exactly_the_lock_and_the_package(kind):
     assert not missing and not extra and not wrong, f"missing {missing}, extra {extra}, (image, lock) {wrong}"
 
 
+def test_the_image_carries_its_lock(kind):
+    lock = in_image(IMAGES[kind], f"cat /opt/kfp-tabular/{kind}.lock.txt")
+    assert lock == LOCKS[kind].read_text(encoding="utf-8")
+
+
 def test_pip_check_is_clean(kind):
     require(HOST_PIP.is_dir(), f"{HOST_PIP} is missing (make env creates .venv-tools)")
     out = in_image(

@@ -1,11 +1,13 @@
-"""Print the entries of a hashed lock file for the named packages, with their hashes (standard library only).
+"""Print the entries of a hashed lock file for the named packages (or all but them), with their hashes.
 
-The image builds install the build backend (setuptools, wheel) from the lock first, then the whole lock with
-``--no-build-isolation``: the packages that build from source (kfp, kfp-server-api, kfp-kubernetes,
-google-apitools, pyfarmhash) are then built with the locked, hash-checked setuptools instead of whatever
-version pip's build isolation would download::
+Standard library only. The pipeline image's ``wheels`` stage installs the build backend (setuptools, wheel) from
+the lock, then builds wheels of the packages that have none on PyPI (kfp, kfp-server-api, kfp-kubernetes,
+google-apitools, pyfarmhash, dill) from their hash-checked sdists with ``--no-build-isolation`` (the locked
+setuptools, not whatever pip's build isolation would download); the environment stage installs the rest of the
+lock, hash-checked, plus those wheels::
 
-    python lock_subset.py locks/pipeline.txt setuptools wheel > build-requirements.txt
+    python lock_subset.py locks/pipeline.txt setuptools wheel > backend.txt
+    python lock_subset.py locks/pipeline.txt --except kfp pyfarmhash > rest.txt
 """
 
 from __future__ import annotations
@@ -59,17 +61,37 @@ def subset(text: str, names: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def without(text: str, names: list[str]) -> str:
+    """Return every hashed lock entry except those for ``names`` (each must be present) as a requirements file.
+
+    Raises:
+        ValueError: A name is not in the lock, or a kept entry has no hash.
+    """
+    table = entries(text)
+    dropped = {canonical(name) for name in names}
+    for name in names:
+        if canonical(name) not in table:
+            raise ValueError(f"{name}: not in the lock file")
+    return subset(text, [name for name in table if name not in dropped])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``lock_subset.py LOCK NAME [NAME ...]`` prints the entries; exit 2 on a missing name."""
+    """Command line: ``lock_subset.py LOCK [--except] NAME [NAME ...]`` prints the entries; exit 2 on a missing name.
+
+    With ``--except``, every entry but the named ones is printed.
+    """
     args = sys.argv[1:] if argv is None else argv
+    exclude = len(args) > 1 and args[1] == "--except"
+    if exclude:
+        args = [args[0], *args[2:]]
     if len(args) < 2:
-        print("usage: lock_subset.py LOCK NAME [NAME ...]", file=sys.stderr)
+        print("usage: lock_subset.py LOCK [--except] NAME [NAME ...]", file=sys.stderr)
         return 2
     path, names = args[0], args[1:]
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        sys.stdout.write(subset(text, names))
+        sys.stdout.write(without(text, names) if exclude else subset(text, names))
     except (OSError, ValueError) as exc:
         print(f"error: {path}: {exc}", file=sys.stderr)
         return 2

@@ -118,65 +118,99 @@ def test_both_containerfiles_exist():
     ]
 
 
-def test_base_image_is_python_311_slim_bookworm_in_every_stage(containerfile):
+#: The locked packages PyPI has no wheel for: the pipeline image's wheels stage builds them from their sdists.
+SDIST_ONLY = ["pyfarmhash", "kfp", "kfp-server-api", "kfp-kubernetes", "google-apitools", "dill"]
+STAGES = {
+    "pipeline": ["${PYTHON_IMAGE} AS wheels", "${PYTHON_IMAGE} AS env", "env AS package", "env"],
+    "serve": ["${PYTHON_IMAGE} AS env", "env AS package", "env"],
+}
+
+
+def named(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """The stages by name (``FROM ... AS name``); the last, unnamed one is ``final``."""
+    found = {}
+    for stage in stages(path):
+        words = stage[0][1].split()
+        found[words[2] if len(words) == 3 and words[1].upper() == "AS" else "final"] = stage
+    return found
+
+
+def test_base_image_is_python_311_slim_bookworm_and_the_stages(image, containerfile):
     instructions = parse(containerfile)
     assert instructions[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm")
     froms = [args for keyword, args in instructions if keyword == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS builder", "builder AS package", "${PYTHON_IMAGE}"], (
-        "a builder stage (the lock), a package stage (the sources) and a final stage"
-    )
+    assert froms == STAGES[image], "(wheels,) env (base + lock), package (the sources), final (env + the package)"
 
 
-def test_builder_has_the_compilers_and_the_final_stage_does_not(containerfile):
-    builder, _, final = stages(containerfile)
-    assert any(re.search(r"apt-get install .*\bgcc\b.*\bg\+\+", run) for run in runs(builder))
-    assert not any(re.search(r"\b(gcc|g\+\+|build-essential)\b", run) for run in runs(final))
+def test_no_compiler_in_any_stage_the_image_is_made_of(image, containerfile):
+    """Only the pipeline's wheels stage has compilers; the final image is env + the package's files."""
+    by_name = named(containerfile)
+    for name in ("env", "package", "final"):
+        assert not any(re.search(r"\b(gcc|g\+\+|build-essential|python3-dev)\b", run) for run in runs(by_name[name]))
+    if image == "pipeline":
+        assert any(re.search(r"apt-get install .*\bgcc\b.*\bg\+\+", run) for run in runs(by_name["wheels"]))
+    final = by_name["final"]
     assert not pip_installs(final), "the final stage installs nothing itself"
-    from_stages = [c for c in copies(final) if any(f.startswith("--from=") for f in c[0])]
-    assert from_stages == [
-        (["--from=builder"], "/opt/venv", ["/opt/venv"]),
-        (["--from=package"], "/opt/venv", ["/opt/package/opt/venv"]),
+    assert [c for c in copies(final) if any(f.startswith("--from=") for f in c[0])] == [
+        (["--from=package"], "/opt/venv", ["/opt/package/opt/venv"])
     ]
+    from_wheels = [c for c in copies(by_name["env"]) if any(f.startswith("--from=") for f in c[0])]
+    assert from_wheels == ([(["--from=wheels"], "/tmp/wheels", ["/wheels"])] if image == "pipeline" else [])
 
 
 def test_the_environment_has_no_pip_of_its_own(containerfile):
-    """pip lives in /opt/pip (builder only); /opt/venv is made --without-pip and every install targets it."""
-    builder, package, _ = stages(containerfile)
-    assert any("python3 -m venv --without-pip /opt/venv" in run for run in runs(builder))
-    for command in pip_installs(builder) + pip_installs(package):
-        assert command.startswith("/opt/pip/bin/pip --python /opt/venv/bin/python install"), command
+    """/opt/venv is made --without-pip; pip runs from /tmp/pip, removed in the step that made it."""
+    by_name = named(containerfile)
+    (install,) = [run for run in runs(by_name["env"]) if "--without-pip /opt/venv" in run]
+    assert install.startswith("python3 -m venv /tmp/pip") and "rm -rf /tmp/pip" in install
+    for command in pip_installs(by_name["env"]) + pip_installs(by_name["package"]):
+        assert command.startswith("/tmp/pip/bin/pip --python /opt/venv/bin/python install"), command
 
 
 def test_installs_the_matching_lock_with_hashes_and_no_deps(image, containerfile):
-    builder, _, _ = stages(containerfile)
-    lock_dest = {dest: src for _, dest, srcs in copies(builder) for src in srcs if src.startswith("locks/")}
-    assert list(lock_dest.values()) == [f"locks/{image}.txt"], "copies exactly its own lock"
-    dest = next(iter(lock_dest))
-    installs = pip_installs(builder)
-    from_lock = [c for c in installs if re.search(rf"-r {re.escape(dest)}(\s|$)", c)]
+    env = named(containerfile)["env"]
+    lock_dest = {dest: src for _, dest, srcs in copies(env) for src in srcs if src.startswith("locks/")}
+    assert lock_dest == {f"/opt/kfp-tabular/{image}.lock.txt": f"locks/{image}.txt"}, "its own lock, kept in the image"
+    installs = pip_installs(env)
+    from_lock = [c for c in installs if " -r " in c]
     assert len(from_lock) == 1, installs
     assert "--require-hashes" in from_lock[0] and "--no-deps" in from_lock[0]
     for command in installs:
         assert "--no-deps" in command, f"every install is --no-deps, so nothing is resolved outside the lock: {command}"
-        if " -r " in command:
-            assert "--require-hashes" in command, command
-    assert any(re.search(r"\bpip (--python \S+ )?check\b", run) for run in runs(builder))
+    assert any(re.search(r"\bpip (--python \S+ )?check\b", run) for run in runs(env))
+    if image == "serve":
+        assert from_lock[0].endswith(f"-r /opt/kfp-tabular/{image}.lock.txt") and "--only-binary :all:" in from_lock[0]
 
 
-def test_build_backend_comes_from_the_same_lock(image, containerfile):
-    """The names passed to lock_subset.py exist, with hashes, in the lock the stage copies."""
-    builder, _, _ = stages(containerfile)
-    calls = [m for run in runs(builder) for m in re.finditer(r"lock_subset\.py (\S+) ([^>]+)>", run)]
-    assert len(calls) == 1
-    lock_path, names = calls[0].group(1), calls[0].group(2).split()
-    assert lock_path.endswith(f"/{image}.txt")
+def lock_subset_calls(stage) -> list[tuple[str, bool, list[str]]]:
+    """(lock path, --except?, names) of each ``lock_subset.py`` call in a stage."""
+    calls = []
+    for run in runs(stage):
+        for match in re.finditer(r"lock_subset\.py (\S+) ([^>]+)>", run):
+            words = match.group(2).split()
+            calls.append((match.group(1), words[:1] == ["--except"], [w for w in words if w != "--except"]))
+    return calls
+
+
+def test_pipeline_builds_exactly_the_sdist_only_packages_and_installs_the_rest_from_the_lock():
+    by_name = named(CONTAINERS / "pipeline.Containerfile")
+    built = lock_subset_calls(by_name["wheels"])
+    assert [(excluded, names) for _, excluded, names in built] == [
+        (False, ["setuptools", "wheel"]),
+        (False, SDIST_ONLY),
+    ]
+    assert [(excluded, names) for _, excluded, names in lock_subset_calls(by_name["env"])] == [(True, SDIST_ONLY)]
+    (wheel,) = [c for run in runs(by_name["wheels"]) for c in re.split(r"&&", run) if "pip wheel " in c]
+    assert "--require-hashes" in wheel and "--no-deps" in wheel and "--no-build-isolation" in wheel
+    lock = (REPO / "locks" / "pipeline.txt").read_text(encoding="utf-8")
     lock_subset = load_lock_subset()
-    text = lock_subset.subset((REPO / "locks" / f"{image}.txt").read_text(encoding="utf-8"), names)
-    assert "setuptools==" in text and text.count("--hash=sha256:") >= len(names)
+    assert lock_subset.subset(lock, SDIST_ONLY).count("--hash=sha256:") >= len(SDIST_ONLY)
+    rest = lock_subset.without(lock, SDIST_ONLY)
+    assert len(lock_subset.entries(rest)) == len(lock_subset.entries(lock)) - len(SDIST_ONLY)
 
 
 def test_package_is_installed_with_no_deps_from_the_copied_sources(containerfile):
-    _, package, _ = stages(containerfile)
+    package = named(containerfile)["package"]
     setup_dest = next(dest for _, dest, srcs in copies(package) if srcs == ["setup.py"])
     src_dir = str(Path(setup_dest).parent)
     package_installs = [c for c in pip_installs(package) if c.split()[-1] == src_dir]
@@ -199,13 +233,13 @@ def test_every_copy_source_exists_in_the_repository(containerfile):
 
 
 def test_final_stage_runs_as_a_non_root_user_with_a_home(containerfile):
-    _, _, final = stages(containerfile)
+    final = named(containerfile)["final"]
     users = [args for keyword, args in final if keyword == "USER"]
     assert users, "the final stage sets USER"
     user = users[-1].split(":")[0]
     assert user not in ("root", "0")
     assert user == "1000"
-    assert any("useradd --uid 1000" in run for run in runs(final))
+    assert any("useradd --uid 1000" in run for run in runs(named(containerfile)["env"]))
     env = " ".join(args for keyword, args in final if keyword == "ENV")
     for setting in ("HOME=/home/kfp", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PATH=/opt/venv/bin:$PATH"):
         assert setting in env, setting
@@ -220,7 +254,7 @@ def test_image_names_and_labels_match_the_package_version(image, containerfile):
     assert images.VERSION == version
     registry = os.environ.get("KFP_TABULAR_REGISTRY", "ghcr.io/kfp-tabular")
     assert IMAGES[image] == f"{registry}/kfp-tabular-{image}:{version}"
-    _, _, final = stages(containerfile)
+    final = named(containerfile)["final"]
     assert ("ARG", f"VERSION={version}") in final
     labels = " ".join(args for keyword, args in final if keyword == "LABEL")
     assert 'org.opencontainers.image.version="${VERSION}"' in labels
@@ -228,7 +262,7 @@ def test_image_names_and_labels_match_the_package_version(image, containerfile):
 
 
 def test_serve_image_runs_the_model_server():
-    _, _, final = stages(CONTAINERS / "serve.Containerfile")
+    final = named(CONTAINERS / "serve.Containerfile")["final"]
     entrypoint = [json.loads(args) for keyword, args in final if keyword == "ENTRYPOINT"]
     assert entrypoint == [["python", "-m", "kfp_tabular.components.deployment.model_server"]]
     assert (REPO / "components" / "deployment" / "model_server" / "__main__.py").is_file()
@@ -239,7 +273,7 @@ def test_serve_image_runs_the_model_server():
 
 def test_pipeline_image_has_no_entrypoint():
     """KFP sets the command of every component container itself."""
-    _, _, final = stages(CONTAINERS / "pipeline.Containerfile")
+    final = named(CONTAINERS / "pipeline.Containerfile")["final"]
     assert not [k for k, _ in final if k in ("ENTRYPOINT", "CMD")]
 
 
@@ -282,6 +316,14 @@ def test_lock_subset_command_line(tmp_path):
     assert missing.returncode == 2 and f"{lock}: wheel: not in the lock file" in missing.stderr
     usage = subprocess.run([sys.executable, script, str(lock)], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+    rest = subprocess.run([sys.executable, script, str(lock), "--except", "setuptools"], capture_output=True, text=True)
+    assert rest.returncode == 2 and "unhashed: the lock entry has no --hash" in rest.stderr
+    ok = subprocess.run(
+        [sys.executable, script, str(lock), "--except", "setuptools", "unhashed"], capture_output=True, text=True
+    )
+    assert (
+        ok.returncode == 0 and ok.stdout.startswith("apache-beam[gcp,dill]==2.72.0") and "Setuptools" not in ok.stdout
+    )
 
 
 # --------------------------------------------------------------------------------------------------- build.sh
