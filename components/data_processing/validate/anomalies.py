@@ -32,17 +32,18 @@ def validate_splits(train, evaluation, schema, *, serving=None) -> Findings:
     """Validate train and eval statistics in TRAINING and (when given) serving statistics in SERVING.
 
     Drift and skew are not TFDV's here (``drift.compare`` measures them, sample-size aware): no previous or serving
-    statistics are passed to TFDV, so a curated schema's comparators only set thresholds.
+    statistics are passed to TFDV, so a curated schema's comparators only set thresholds. Open (inferred) domains
+    are sized for each split's rows (``schema.for_split``).
     """
     tfdv = tfdv_io.tfdv()
     training_env = schemas.environment(schema, schemas.TRAINING)
     per_split = {
-        "train": tfdv.validate_statistics(train, schema, environment=training_env),
-        "eval": tfdv.validate_statistics(evaluation, schema, environment=training_env),
+        "train": tfdv.validate_statistics(train, schemas.for_split(schema, train), environment=training_env),
+        "eval": tfdv.validate_statistics(evaluation, schemas.for_split(schema, evaluation), environment=training_env),
     }
     if serving is not None:
         per_split["serving"] = tfdv.validate_statistics(
-            serving, schema, environment=schemas.environment(schema, schemas.SERVING)
+            serving, schemas.for_split(schema, serving), environment=schemas.environment(schema, schemas.SERVING)
         )
     return Findings(
         per_split=per_split,

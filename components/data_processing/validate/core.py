@@ -123,7 +123,7 @@ def validate(
     )
     for split, stats in (("eval", evaluation), ("serving", serving)):
         if stats is not None:
-            notes += schemas.unseen_values(stats, schema, split)
+            notes += schemas.unseen_values(stats, schemas.for_split(schema, stats), split)
     splits = {"train": train, "eval": evaluation, "baseline": baseline, "serving": serving}
     present = {split: stats.datasets[0] for split, stats in splits.items() if stats is not None}
     result = ValidationResult(

@@ -22,6 +22,8 @@ MAX_CATEGORICAL_INT_RANGE = 20
 #: 1 - this share of a feature's values (TFDV's ``distribution_constraints.min_domain_mass``); rarer ones are
 #: reported. The model ignores unknown categories by design.
 OPEN_DOMAIN_MIN_MASS = 0.99
+#: ... and never when they are fewer than this many rows: in a small split one row is more than 1%.
+OPEN_DOMAIN_MIN_ROWS = 5
 
 
 def is_categorical_int_range(low_high: tuple[int, int] | None) -> bool:
@@ -183,6 +185,26 @@ def _open_domains(schema) -> None:
     for feature in schema.feature:
         if (feature.domain or feature.HasField("string_domain")) and not feature.HasField("distribution_constraints"):
             feature.distribution_constraints.min_domain_mass = OPEN_DOMAIN_MIN_MASS
+
+
+def for_split(schema, stats):
+    """Return ``schema`` as it validates ``stats``: open domains sized for the split's rows.
+
+    An inferred (open) domain tolerates unseen values up to 1 - ``OPEN_DOMAIN_MIN_MASS`` of the split's values,
+    and always fewer than ``OPEN_DOMAIN_MIN_ROWS`` rows of them: in 88 eval rows one unseen value is 1.1%, which
+    is sampling, not a category with real mass. The schema the run writes keeps ``OPEN_DOMAIN_MIN_MASS``.
+    """
+    rows = stats.datasets[0].num_examples
+    if rows <= 0:
+        return schema
+    mass = min(OPEN_DOMAIN_MIN_MASS, 1.0 - (OPEN_DOMAIN_MIN_ROWS - 0.5) / rows)
+    sized = type(schema)()
+    sized.CopyFrom(schema)
+    for feature in sized.feature:
+        constraints = feature.distribution_constraints
+        if feature.HasField("distribution_constraints") and constraints.min_domain_mass == OPEN_DOMAIN_MIN_MASS:
+            constraints.min_domain_mass = mass
+    return sized
 
 
 def unseen_values(stats, schema, split: str) -> list[str]:

@@ -101,3 +101,19 @@ def test_inferred_domains_tolerate_rare_unseen_values_and_fail_on_real_mass(tmp_
             "eval: payment_method: 1 value(s) not in the schema's domain (0.5% of values: crypto), tolerated by "
             "min_domain_mass 0.99" in result.notes
         )
+
+
+@pytest.mark.parametrize("unseen, fails", [(2, False), (4, False), (10, True)])
+def test_a_few_unseen_rows_in_a_small_split_are_sampling_not_a_category(tmp_path, unseen, fails):
+    """In 100 eval rows 2 unseen values are 2%: fewer than OPEN_DOMAIN_MIN_ROWS rows never fail; 10 rows do."""
+    from kfp_tabular.components.data_processing.validate import core
+    from kfp_tabular.components.data_processing.validate.request import ValidateRequest
+
+    train = synthetic.write(synthetic.generate(2000, 41), tmp_path / "train.parquet")
+    frame = synthetic.generate(100, 42)
+    frame.loc[frame.index[:unseen], "payment_method"] = "crypto"
+    evaluation = synthetic.write(frame, tmp_path / "eval.parquet")
+    result = core.validate(train, evaluation, ValidateRequest(LABEL, fail_on_anomalies=False, drift_gate="none"))
+    found = {(a.split, a.feature, a.kind) for a in result.anomalies}
+    assert found == ({("eval", "payment_method", "ENUM_TYPE_UNEXPECTED_STRING_VALUES")} if fails else set())
+    assert any("crypto" in note and "min_domain_mass 0.955" in note for note in result.notes) is not fails
