@@ -38,8 +38,7 @@ def test_every_task_ran_in_the_image_as_uid_1000(container_run):
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(TASKS)
     owners = {path.relative_to(run_dir).as_posix(): path.stat().st_uid for path in run_dir.rglob("*")}
     assert owners and set(owners.values()) == {1000}, {k: v for k, v in owners.items() if v != 1000}
-    assert "Found image" in container_run["_stdout"]
-    assert images.PIPELINE_IMAGE in container_run["_stdout"]
+    assert container_run["_stdout"].count(f"Running in image {images.PIPELINE_IMAGE!r}, container ") == len(TASKS)
 
 
 def test_no_task_container_is_left_behind(container_run):

@@ -172,6 +172,7 @@ def run_container(client, image: str, command: list[str], volumes: dict, environ
         environment=environment,
         working_dir=working_dir,
     )
+    print(f"Running in image {image!r}, container {container.short_id}\n")
     try:
         for line in container.logs(stream=True, follow=True):
             print(line.decode(errors="replace"), end="")
