@@ -55,11 +55,9 @@ def podman_service(timeout: float = 30.0) -> Iterator[str]:
         raise ConfigError("podman is not installed: `make images` installs it (apt-get install podman runc)")
     folder = tempfile.mkdtemp(prefix="kfp-tabular-podman-")
     url = f"unix://{folder}/podman.sock"
+    log = open(f"{folder}/podman.log", "w+b")  # a file, not a pipe: a chatty service never blocks on it
     process = subprocess.Popen(
-        [podman, "system", "service", "--time=0", url],
-        env=podman_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [podman, "system", "service", "--time=0", url], env=podman_env(), stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + timeout
@@ -67,7 +65,8 @@ def podman_service(timeout: float = 30.0) -> Iterator[str]:
 
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"podman system service exited: {process.stderr.read().decode(errors='replace')}")
+                log.seek(0)
+                raise RuntimeError(f"podman system service exited: {log.read().decode(errors='replace')}")
             if os.path.exists(f"{folder}/podman.sock"):
                 with contextlib.suppress(Exception):
                     client = docker.DockerClient(base_url=url)
@@ -87,6 +86,7 @@ def podman_service(timeout: float = 30.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
