@@ -285,12 +285,17 @@ class CompiledTrees:
                 offset += len(tree)
         flat = np.concatenate(nodes)
         starts = np.repeat(np.asarray(roots), [len(t) for t in nodes])
-        self.feature = flat["feature_idx"].astype(np.intp)
-        self.threshold = flat["num_threshold"].astype(np.float64)
-        self.missing_left = flat["missing_go_to_left"].astype(bool)
-        self.is_leaf = flat["is_leaf"].astype(bool)
-        self.left = (flat["left"].astype(np.intp) + starts).astype(np.intp)
-        self.right = (flat["right"].astype(np.intp) + starts).astype(np.intp)
+        # A leaf is its own child on both sides (feature 0, threshold +inf: every value "goes left"), so all trees
+        # take the same number of steps with no per-step leaf test.
+        is_leaf = flat["is_leaf"].astype(bool)
+        index = np.arange(len(flat), dtype=np.intp)
+        left = np.where(is_leaf, index, flat["left"].astype(np.intp) + starts)
+        right = np.where(is_leaf, index, flat["right"].astype(np.intp) + starts)
+        #: children[2 * node + went_left]: the right child at even positions, the left one at odd positions.
+        self.children = np.stack([right, left], axis=1).reshape(-1).astype(np.intp)
+        self.feature = np.where(is_leaf, 0, flat["feature_idx"]).astype(np.intp)
+        self.threshold = np.where(is_leaf, np.inf, flat["num_threshold"]).astype(np.float64)
+        self.missing_left = np.where(is_leaf, True, flat["missing_go_to_left"]).astype(bool)
         self.value = flat["value"].astype(np.float64)
         self.roots = np.asarray(roots, dtype=np.intp)
         self.tree_class = np.asarray(tree_class)
@@ -301,16 +306,18 @@ class CompiledTrees:
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Raw scores, shape (rows, trees per iteration), as ``estimator._raw_predict`` computes them."""
         rows = x.shape[0]
-        node = np.broadcast_to(self.roots, (rows, len(self.roots))).copy()
-        row = np.arange(rows)[:, None]
+        # One row (the common request) walks 1-D arrays; a batch walks (rows, trees) ones.
+        node = self.roots.copy() if rows == 1 else np.broadcast_to(self.roots, (rows, len(self.roots))).copy()
+        values = x[0] if rows == 1 else x
+        row = None if rows == 1 else np.arange(rows)[:, None]
+        missing = bool(np.isnan(x).any())
         for _ in range(self.depth):
-            leaf = self.is_leaf[node]
-            if leaf.all():
-                break
-            value = x[row, self.feature[node]]
-            left = np.where(np.isnan(value), self.missing_left[node], value <= self.threshold[node])
-            node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
-        leaves = self.value[node]
+            value = values[self.feature[node]] if row is None else values[row, self.feature[node]]
+            went_left = value <= self.threshold[node]  # False for NaN
+            if missing:
+                went_left |= np.isnan(value) & self.missing_left[node]
+            node = self.children[2 * node + went_left]
+        leaves = self.value[node].reshape(rows, -1)
         raw = np.empty((rows, self.n_classes), dtype=np.float64)
         for k in range(self.n_classes):
             terms = np.concatenate([np.full((rows, 1), self.baseline[k]), leaves[:, self.tree_class == k]], axis=1)
