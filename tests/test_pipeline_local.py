@@ -67,16 +67,20 @@ def test_second_run_takes_the_blessed_model_as_baseline(first_run, workdir):
     assert len(history) == 2 and json.loads(history[-1])["run"] == Path(second.run_dir).name
 
 
-def test_production_model_of_other_columns_is_not_a_baseline(first_run, workdir, tmp_path):
+def test_a_batch_without_a_production_column_fails_against_the_production_statistics(first_run, workdir, tmp_path):
+    """Same label, a column gone: the production model cannot score it, and the batch drifted from production."""
     assert first_run.succeeded
     other = synthetic.generate(ROWS, 9).drop(columns=["age"])
     data = synthetic.write(other, tmp_path / "no-age.csv")
     summary = run_local(output_dir=workdir, data_uri=str(data))
-    assert summary.succeeded, summary.error
-    assert summary.baseline == {} and summary.blessing["baseline_model_dir"] == ""
+    assert not summary.succeeded and summary.failed_task == "validate-data"
+    assert "| age | batch_vs_baseline | missing | 1.000 |" in summary.anomalies_report
     assert "not used as baseline" in summary.baseline_skipped and "lacks its column(s) age" in summary.baseline_skipped
-    assert summary.blessing["blessed"] is True
     assert summary.baseline_skipped in format_summary(summary)
+    # Without the production baseline (a new kind of data under the same label name) the run goes through.
+    fresh = run_local(output_dir=workdir, data_uri=str(data), use_production_baseline=False)
+    assert fresh.succeeded, fresh.error
+    assert fresh.baseline == {} and fresh.blessing["baseline_model_dir"] == "" and fresh.blessing["blessed"] is True
 
 
 def test_noise_labels_are_not_blessed_and_deploy_changes_nothing(tmp_path):

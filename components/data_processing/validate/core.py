@@ -104,7 +104,7 @@ def validate(
     )
     for field, stats in compared.items():
         if stats is not None:
-            schemas.check_comparable(train, stats, getattr(request, field), field)
+            schemas.check_comparable(train, stats, getattr(request, field), field, request.label_column)
     train.datasets[0].name = "train"
     evaluation.datasets[0].name = "eval"
 

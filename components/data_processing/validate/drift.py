@@ -33,6 +33,8 @@ from kfp_tabular.components.data_processing.validate.statistics import QUANTILE_
 
 JS_DISTANCE = "js_distance"
 L_INFINITY = "l_infinity"
+#: A feature of the baseline that the new batch lacks: the whole distribution is gone (distance 1).
+MISSING = "missing"
 #: Most bins a numeric feature is compared on (pooled-quantile bins: each holds ~1/10 of the pooled rows).
 MAX_NUMERIC_BINS = 10
 #: Numeric bins get at least this many rows of the smaller sample each (fewer bins for small samples).
@@ -338,6 +340,32 @@ def compare(
     return measured, notes
 
 
+def vanished(current: dict[str, Summary], reference: dict[str, Summary], comparison: Comparison) -> list:
+    """Measure each feature of the baseline that the new batch lacks: distance 1, flagged.
+
+    The schema inferred from the batch does not know such a feature, so nothing else would say that a column the
+    production model was trained on is gone (a curated schema's feature is TFDV's ``SCHEMA_MISSING_COLUMN``).
+    """
+    return [
+        DriftMeasurement(
+            comparison=comparison.name,
+            kind=comparison.kind,
+            feature=feature,
+            metric=MISSING,
+            distance=1.0,
+            threshold=0.0,
+            noise_bound=0.0,
+            p_value=0.0,
+            n_a=0,
+            n_b=summary.rows,
+            flagged=True,
+            gating=comparison.gating,
+        )
+        for feature, summary in sorted(reference.items())
+        if feature not in current and summary.rows > 0
+    ]
+
+
 #: ``drift_gate`` values: which comparisons fail the run when they flag a feature.
 GATES = ("baseline", "all", "none")
 
@@ -374,6 +402,10 @@ def measure(train, evaluation, schema, *, label_column, numeric, categorical, al
         found, said = compare(current, reference, comparison, thresholds, alpha, f"{reference_name} statistics")
         measurements += found
         notes += said
+        if comparison.name == "batch_vs_baseline":
+            # A feature of the schema that the batch lacks is TFDV's anomaly (SCHEMA_MISSING_COLUMN) already.
+            known = {feature.name for feature in schema.feature}
+            measurements += [m for m in vanished(current, reference, comparison) if m.feature not in known]
     order = {c.name: i for i, (c, *_rest) in enumerate(plan)}
     measurements.sort(key=lambda m: (not m.fails, not m.flagged, order[m.comparison], m.feature))
     return measurements, notes

@@ -236,18 +236,21 @@ def unseen_values(stats, schema, split: str) -> list[str]:
     return notes
 
 
-def check_comparable(current, other, uri: str, field: str) -> None:
+def check_comparable(current, other, uri: str, field: str, label_column: str = "") -> None:
     """Refuse statistics whose features were summarized differently (numeric vs categorical) from ours.
 
     A categorical INT feature of the schema has value counts only when the schema was given to statistics
-    generation; comparing those with a numeric summary would report drift that is not there.
+    generation; comparing those with a numeric summary would report drift that is not there. The label is not
+    refused (a curated schema may keep an integer label numeric where an inferred one counts its classes): drift
+    leaves it out with a note in the report.
     """
 
     def kinds(stats):
         return {feature_name(f): f.WhichOneof("stats") for f in stats.datasets[0].features}
 
     ours, theirs = kinds(current), kinds(other)
-    differ = sorted(name for name in ours.keys() & theirs.keys() if ours[name] != theirs[name])
+    shared = (ours.keys() & theirs.keys()) - {label_column}
+    differ = sorted(name for name in shared if ours[name] != theirs[name])
     if differ:
         detail = ", ".join(f"{name} ({theirs[name]} there, {ours[name]} here)" for name in differ)
         raise DataError(

@@ -154,6 +154,13 @@ def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -
     return ""
 
 
+def baseline_label(entry: dict[str, Any]) -> str:
+    """Return the label the production model of a registry entry predicts ("" when unknown)."""
+    from kfp_tabular.components.common.model_dir import METADATA_FILE
+
+    return str(_read_json(Path(entry["model_dir"]) / METADATA_FILE).get("label_column") or "")
+
+
 def _latest_run_dir(runs_root: Path, started: set[str]) -> Path | None:
     candidates = [p for p in runs_root.glob(f"{PIPELINE_NAME}-*") if p.is_dir() and p.name not in started]
     return max(candidates, key=lambda p: p.name) if candidates else None
@@ -240,15 +247,18 @@ def run_local(
     registry = ProductionRegistry(output_dir)
     baseline = registry.current() if use_production_baseline else None
     skipped = ""
+    label = parameters.get("label_column", "churned")  # the pipeline's default label (the bundled data's)
+    if baseline and baseline.get("train_statistics") and baseline_label(baseline) == label:
+        # The same label: a batch of the same data, to be compared with what production was trained on, whether or
+        # not the production model can score it (a column it needs may be the very drift to report).
+        parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
     if baseline and "baseline_model_uri" not in parameters:
-        reason = baseline_mismatch(baseline, data_uri, parameters.get("label_column", "churned"))
+        reason = baseline_mismatch(baseline, data_uri, label)
         if reason:
-            skipped = f"local production model ({baseline['model_dir']}) not used as baseline: {reason}"
+            skipped = f"local production model ({baseline['model_dir']}) not used as baseline model: {reason}"
             baseline = None
     if baseline:
         parameters.setdefault("baseline_model_uri", baseline["model_dir"])
-        if baseline.get("train_statistics"):
-            parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
 
     # kfp.local warns that our components name a container image; the image is built from the same locks and
     # the same package as this environment (components/common/containers), so the code that runs is the same.

@@ -147,6 +147,19 @@ def test_injected_mean_shift_is_flagged_and_identical_batches_are_not(tmp_path):
     assert shifted.distance > shifted.noise_bound > shifted.threshold and shifted.n_a == 284 and shifted.n_b == 228
 
 
+def test_a_column_the_baseline_had_and_the_batch_lacks_fails_the_run(tmp_path):
+    """The batch's inferred schema does not know the column, so only the baseline comparison can say it is gone."""
+    frame = _breast_cancer()
+    order = np.random.default_rng(4).permutation(len(frame))
+    first, second = frame.iloc[order[:285]], frame.iloc[order[285:]].drop(columns=["mean smoothness"])
+    with pytest.raises(ValidationFailed) as info:
+        _batches(tmp_path, first, second)
+    assert info.value.result.drifted_features == ["mean smoothness"]
+    gone = info.value.result.drifted[0]
+    assert (gone.metric, gone.distance, gone.n_a, gone.n_b, gone.gating) == ("missing", 1.0, 0, 228, True)
+    assert "| mean smoothness | batch_vs_baseline | missing | 1.000 |" in reports.render_markdown(info.value.result)
+
+
 def test_heavy_tail_outlier_does_not_move_the_distance(tmp_path):
     """The issue's case: a log-normal trip length, one 1,710-mile outlier in a 69-row eval split."""
     import pandas as pd
