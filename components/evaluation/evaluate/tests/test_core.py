@@ -25,6 +25,7 @@ BLESSING_KEYS = {
     "model_sha256",
     "model_dir",
     "baseline_model_dir",
+    "positive_class",
 }
 
 
@@ -371,6 +372,7 @@ def test_blessing_json_has_exactly_the_contract_fields(trained, churn, tmp_path)
     assert blessing["baseline_metrics"] is None and blessing["tolerance"] == 0.01
     assert blessing["thresholds"] == {"roc_auc": 0.7}
     assert blessing["reasons"] == result.reasons and isinstance(blessing["blessed"], bool)
+    assert blessing["positive_class"] == result.positive_class == 1  # the minority class of the churn label
     assert blessings.read(tmp_path / "blessing.json").as_dict() == blessing  # the one blessing contract
     assert blessings.read(tmp_path / "blessing.json").mismatch(sha256_file(trained["logistic"] / "model.joblib")) == ""
 
