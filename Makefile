@@ -20,6 +20,7 @@ PORT ?= 8080
 MODEL_NAME ?= churn-classifier
 MODEL_DIR ?=
 PYTEST_ARGS ?=
+VERBOSE ?=
 export KFP_TABULAR_CACHE := $(CACHE)
 
 .PHONY: help run test compile lint format clean lock env serve-env apiserver kubectl serve predict images
@@ -69,8 +70,9 @@ kubectl: ## kubectl on PATH, plus Debian's kubectl 1.20 (old kustomize) unpacked
 	$(OLD_KUBECTL) version --client >/dev/null
 
 # --- the main job -----------------------------------------------------------------------------------------
-run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours)
-	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA))
+run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours, VERBOSE=1 streams every task's output)
+	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA)) \
+		$(if $(VERBOSE),--verbose)
 
 compile: env ## compile the pipeline to its committed IR YAML
 	$(PY) -m kfp_tabular.pipelines.cli compile --output $(PIPELINE_YAML)
@@ -108,7 +110,7 @@ images: podman ## build the pipeline and serve images (podman; offline Debian ba
 
 run-containers: env images ## `make run` with every task in the pipeline image (kfp.local DockerRunner over podman)
 	$(PY) -m kfp_tabular.pipelines.cli run-local --runner docker --output-dir $(OUTPUTS) --rows $(ROWS) \
-		$(if $(DATA),--data-uri $(DATA))
+		$(if $(DATA),--data-uri $(DATA)) $(if $(VERBOSE),--verbose)
 
 clean: ## remove environments, local outputs and caches (not the kube-apiserver build cache)
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) $(OUTPUTS) .pytest_cache .ruff_cache *.egg-info build dist

@@ -7,6 +7,7 @@ what it needs (compile and submit import kfp, never TensorFlow).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,7 +98,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_local(args: argparse.Namespace) -> int:
-    from kfp_tabular.pipelines.training.train_and_deploy.run_local import format_summary, run_local
+    from kfp_tabular.pipelines.training.train_and_deploy.console import third_party_warnings_to
+
+    # Other packages' import-time warnings (google.api_core's Python-version FutureWarning) go to the run's log.
+    with third_party_warnings_to() if not args.verbose else contextlib.nullcontext():
+        from kfp_tabular.pipelines.training.train_and_deploy.run_local import format_summary, run_local
 
     params = _parse_params(args.param)
     summary = run_local(
@@ -107,6 +112,7 @@ def _cmd_run_local(args: argparse.Namespace) -> int:
         seed=args.seed,
         use_production_baseline=not args.no_baseline,
         runner=args.runner,
+        console="verbose" if args.verbose else "tasks",
         **params,
     )
     print(format_summary(summary))
@@ -193,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="subprocess",
         choices=("subprocess", "docker"),
         help="subprocess: this environment; docker: every task in the pipeline image (podman's Docker API)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream everything kfp.local and the tasks print (by default: one line per task; either way each "
+        "task's output is in <run directory>/logs/<task>.log)",
     )
     p.set_defaults(func=_cmd_run_local)
 

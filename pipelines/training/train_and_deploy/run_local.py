@@ -4,6 +4,8 @@ Layout under the output directory (``./local_outputs`` by default, ignored by gi
 
 - ``data/``: the bundled default dataset, generated once from the seeded generator.
 - ``runs/<pipeline>-<timestamp>/<task>/<output>``: kfp.local's pipeline root; every artifact of every run.
+- ``runs/<pipeline>-<timestamp>/logs/<task>.log``: everything kfp.local and the task printed for it, and
+  ``logs/run.log`` the pipeline's own lines (``console.py``: the terminal shows one line per task).
 - ``production/current.json``: the local stand-in for "the model in production". A run whose model is
   blessed is promoted here (its model directory and training statistics are copied under
   ``production/<run>/``, and ``history.jsonl`` gets a line). The next run takes this model as the
@@ -16,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import io
 import json
 import os
 import re
@@ -64,6 +65,11 @@ class RunSummary:
     baseline_skipped: str = ""
     promoted_to: str = ""
     decisions: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    #: The run's log directory (``<run_dir>/logs``: one file a task, ``run.log``).
+    log_dir: str = ""
+    #: One dict a task that ran, in order: name, status (SUCCESS/FAILURE), seconds (wall time), peak_rss_mb
+    #: (sampled, None when unknown: the docker runner), log (its log file). See console.py.
+    tasks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -107,29 +113,6 @@ class ProductionRegistry:
         with open(self.root / "history.jsonl", "a", encoding="utf-8") as history:
             history.write(json.dumps(entry, sort_keys=True) + "\n")
         return target
-
-
-_TASK_ERROR = re.compile(r"kfp_tabular\.components\.common\.errors\.(\w+): (.+)")
-
-
-class _ErrorTap(io.TextIOBase):
-    """Pass kfp.local's task output through to the terminal and keep the last kfp-tabular error it shows.
-
-    kfp.local prints each task's output (traceback included) line by line on stdout; the summary repeats the
-    error so that a failed run ends with its cause, not only with the name of the task.
-    """
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.last_error = ""
-
-    def write(self, text: str) -> int:
-        for match in _TASK_ERROR.finditer(text):
-            self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
 
 
 def baseline_mismatch(entry: dict[str, Any], data_uri: str, label_column: str) -> str:
@@ -180,8 +163,9 @@ def _executor_output(task_dir: Path) -> dict[str, Any]:
 def _collect(summary: RunSummary, run_dir: Path) -> None:
     """Fill the summary from the files of a run directory (complete or failed)."""
     from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata
+    from kfp_tabular.pipelines.training.train_and_deploy.console import LOGS_DIR
 
-    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name != LOGS_DIR):
         for artifact in sorted(task_dir.iterdir()):
             if artifact.name != "executor_output.json":
                 summary.artifacts[f"{task_dir.name}/{artifact.name}"] = str(artifact)
@@ -213,6 +197,7 @@ def run_local(
     seed: int = 42,
     use_production_baseline: bool = True,
     runner: str = "subprocess",
+    console: str = "tasks",
     **parameters: Any,
 ) -> RunSummary:
     """Run the pipeline with kfp.local's SubprocessRunner in this interpreter's environment.
@@ -226,6 +211,9 @@ def run_local(
         use_production_baseline: Use the local production model and its statistics as baselines.
         runner: ``subprocess`` (this environment) or ``docker`` (every task in the pipeline image through
             podman's Docker API, see ``containers.py``).
+        console: What this prints on stdout while the pipeline runs (each task's full output goes to
+            ``<run_dir>/logs/<task>.log`` in every case, see ``console.py``): ``tasks`` one line per task (live on
+            a terminal), ``verbose`` everything kfp.local and the tasks print, ``silent`` nothing.
         **parameters: Any other pipeline parameter (see pipeline.train_and_deploy).
 
     Returns:
@@ -233,6 +221,7 @@ def run_local(
     """
     from kfp import local
 
+    from kfp_tabular.pipelines.training.train_and_deploy.console import TaskConsole, count_tasks
     from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
     from kfp_tabular.pipelines.training.train_and_deploy.pipeline import train_and_deploy
 
@@ -265,31 +254,39 @@ def run_local(
     warnings.filterwarnings(
         "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
     )
-    task_runner, session = local.SubprocessRunner(use_venv=False), contextlib.nullcontext()
+    task_runner, session, on_run_dir = local.SubprocessRunner(use_venv=False), contextlib.nullcontext(), None
     if runner == "docker":
         from kfp_tabular.pipelines.training.train_and_deploy.containers import docker_session
 
         task_runner, session = local.DockerRunner(), docker_session(output_dir, {**parameters, "data_uri": data_uri})
+        on_run_dir = _run_dir_for_image_user
     local.init(runner=task_runner, pipeline_root=str(runs_root), raise_on_error=True)
     before = {p.name for p in runs_root.iterdir()}
     error = ""
-    tap = _ErrorTap(sys.stdout)
+    tasks = TaskConsole(sys.stdout, console, total=count_tasks(train_and_deploy.pipeline_spec), on_run_dir=on_run_dir)
     try:
-        with contextlib.redirect_stdout(tap), session:
+        with tasks, session:
             train_and_deploy(data_uri=data_uri, **parameters)
     except RuntimeError as exc:
         error = str(exc)
-    run_dir = _latest_run_dir(runs_root, before)
+    run_dir = tasks.run_dir if tasks.run_dir is not None else _latest_run_dir(runs_root, before)
     if run_dir is None:
         raise RuntimeError(f"kfp.local left no run directory under {runs_root}: {error}")
     summary = RunSummary(
-        run_dir=str(run_dir), succeeded=not error, error=error, baseline=baseline or {}, baseline_skipped=skipped
+        run_dir=str(run_dir),
+        succeeded=not error,
+        error=error,
+        baseline=baseline or {},
+        baseline_skipped=skipped,
+        log_dir=str(tasks.log_dir or ""),
+        tasks=[task.as_dict() for task in tasks.tasks],
     )
     if error:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", error)
-        failed = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
-        summary.failed_task = failed.group(1) if failed else ""
-        summary.error = tap.last_error or plain
+        failed = [task.name for task in tasks.tasks if task.status != "SUCCESS"]
+        named = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
+        summary.failed_task = failed[-1] if failed else named.group(1) if named else ""
+        summary.error = tasks.last_error or plain
     _collect(summary, run_dir)
     if summary.succeeded and summary.blessing.get("blessed"):
         model_dir = run_dir / "train" / "model"
@@ -298,13 +295,24 @@ def run_local(
     return summary
 
 
+def _run_dir_for_image_user(run_dir: Path) -> None:
+    """Create the run directory (the logs go there first) so that the docker runner's tasks (uid 1000) write in it."""
+    from kfp_tabular.components.common.errors import ConfigError
+    from kfp_tabular.pipelines.training.train_and_deploy.containers import give_to_image_user
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        give_to_image_user(run_dir)
+    except ConfigError:  # not root: the parent directory is writable by all, so is this one
+        run_dir.chmod(0o777)
+
+
 def format_summary(summary: RunSummary) -> str:
     """Format a human summary of a local run: artifacts, rows, anomalies, metrics, blessing, deploy."""
     lines = ["", "=" * 100, f"kfp-tabular local run: {'SUCCEEDED' if summary.succeeded else 'FAILED'}"]
     lines.append(f"run directory: {summary.run_dir}")
-    if not summary.succeeded:
-        lines.append(f"failed task: {summary.failed_task or '?'}")
-        lines.append(f"error: {summary.error}")
+    if summary.log_dir:
+        lines.append(f"logs: {summary.log_dir}/ (<task>.log: everything a task printed; run.log: the pipeline's)")
     if summary.rows:
         keys = ("rows", "train_rows", "eval_rows", "columns", "positive_rate")
         lines.append("rows: " + ", ".join(f"{k}={summary.rows[k]}" for k in keys if k in summary.rows))
@@ -351,5 +359,10 @@ def format_summary(summary: RunSummary) -> str:
     ]
     if summary.promoted_to:
         lines.append(f"promoted to local production: {summary.promoted_to} (baseline of the next run)")
+    if not summary.succeeded:
+        failed_log = next((t["log"] for t in summary.tasks if t["name"] == summary.failed_task), "")
+        lines.append("")
+        lines.append(f"failed task: {summary.failed_task or '?'}" + (f", its log: {failed_log}" if failed_log else ""))
+        lines.append(f"error: {summary.error}")
     lines.append("=" * 100)
     return "\n".join(lines)
