@@ -112,6 +112,15 @@ run-containers: env images ## `make run` with every task in the pipeline image (
 	$(PY) -m kfp_tabular.pipelines.cli run-local --runner docker --output-dir $(OUTPUTS) --rows $(ROWS) \
 		$(if $(DATA),--data-uri $(DATA)) $(if $(VERBOSE),--verbose)
 
+# --- benchmarks: ratios against baselines measured in the same run (docs/benchmarks.md) ------------------------
+# TFX 1.16 (the ingest+validate baseline) lives in its own venv under $(CACHE)/tfx-1.16, never in the locks.
+SCALE_ROWS ?=
+.PHONY: bench
+bench: env ## time ours against baselines (bare script, TFX, TFDV, trivial compile); SCALE_ROWS=5000000 adds a size
+	test -f $(CACHE)/tfx-1.16/.installed || bash bench/tfx_env.sh $(CACHE)/tfx-1.16 \
+		|| echo "make bench: the TFX venv could not be built; bench/tfx_compare.py reports why"
+	$(PY) bench/run_all.py --output $(OUTPUTS)/bench $(if $(SCALE_ROWS),--scale-rows $(SCALE_ROWS))
+
 clean: ## remove environments, local outputs and caches (not the kube-apiserver build cache)
 	rm -rf $(VENV) $(SERVE_VENV) $(TOOLS) $(OUTPUTS) .pytest_cache .ruff_cache *.egg-info build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
