@@ -54,6 +54,12 @@ def test_default_data_runs_end_to_end_to_a_rendered_inference_service(first_run)
     assert summary.promoted_to and Path(summary.promoted_to, "model", "model.joblib").exists()
     text = format_summary(summary)
     assert "SUCCEEDED" in text and "BLESSED" in text and str(model_dir) in text
+    assert [t["name"] for t in summary.tasks] == ["ingest", "validate-data", "train", "evaluate", "deploy-model"]
+    for task in summary.tasks:
+        assert task["status"] == "SUCCESS" and task["seconds"] > 0 and task["peak_rss_mb"] > 0, task
+        assert Path(task["log"]).parent == Path(summary.log_dir) == Path(summary.run_dir) / "logs"
+    assert f"logs: {summary.log_dir}/" in text
+    assert not any(name.startswith("logs/") for name in summary.artifacts)  # the logs are no task's outputs
 
 
 def test_second_run_takes_the_blessed_model_as_baseline(first_run, workdir):
@@ -105,7 +111,13 @@ def test_drifted_data_fails_at_validation_naming_the_anomalies(tmp_path):
     assert "train/model" not in summary.artifacts  # nothing downstream ran
     # the first line of the task's error; the anomalies table above it names each one
     assert summary.error.startswith("ValidationFailed: data validation failed: 4 anomalies"), summary.error
-    assert "FAILED" in format_summary(summary) and "error: ValidationFailed:" in format_summary(summary)
+    text = format_summary(summary)
+    assert "FAILED" in text and "error: ValidationFailed:" in text
+    assert [(t["name"], t["status"]) for t in summary.tasks] == [("ingest", "SUCCESS"), ("validate-data", "FAILURE")]
+    failed_log = Path(summary.tasks[-1]["log"])
+    assert f"failed task: validate-data, its log: {failed_log}" in text
+    assert text.splitlines()[-2].startswith("error: ValidationFailed: data validation failed")  # it ends with it
+    assert "kfp_tabular.components.common.errors.ValidationFailed" in failed_log.read_text()  # the traceback
 
 
 def test_bad_input_ends_with_the_error_naming_the_file_and_column(tmp_path):
