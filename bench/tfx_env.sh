@@ -7,7 +7,8 @@
 # project's pipeline environment is constrained to the version in locks/pipeline.txt (hashes dropped), so TFDV,
 # tfx-bsl, TensorFlow, Beam, pyarrow and pandas are the very versions our validate step runs. A package whose locked
 # version TFX refuses (pip names it) is left unconstrained and listed in $VENV/unconstrained.txt.
-# The venv is marked complete by $VENV/.installed; a failed build leaves the log in $VENV.log and exits non-zero.
+# The venv is marked complete by $VENV/.installed once TFX imports; a failed build leaves the log in $VENV.log and
+# exits non-zero (running it again resumes in the same venv).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${1:-${KFP_TABULAR_CACHE:-$HOME/.cache/kfp-tabular}/tfx-1.16}"
@@ -20,8 +21,8 @@ fi
 mkdir -p "$(dirname "$venv")"
 : >"$log"
 echo "tfx env: building $venv with $($python --version) (log: $log)"
-rm -rf "$venv"
-"$python" -m venv "$venv"
+# A venv left by an interrupted or failed build is reused: pip keeps what is already installed.
+[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >>"$log" 2>&1
 
 # name==version lines of the lock, without hashes, comments or continuation lines.
@@ -30,9 +31,17 @@ sed -nE 's/^([A-Za-z0-9._-]+==[^ ;\\]+).*/\1/p' "$here/locks/pipeline.txt" >"$co
 : >"$venv/unconstrained.txt"
 for attempt in $(seq 1 25); do
   if "$venv/bin/pip" install --disable-pip-version-check --ignore-requires-python -c "$constraints" \
-      tfx==1.16.0 >>"$log" 2>&1; then
+      tfx==1.16.0 dill >>"$log" 2>&1; then
+    # dill: tfx-bsl imports it, but Beam 2.72 only brings it with its [dill] extra (the project's lock has it).
+    if ! versions=$("$venv/bin/python" -c 'import tfx, tensorflow_data_validation as t
+from tfx.v1.orchestration import LocalDagRunner
+print("tfx", tfx.__version__, "tfdv", t.__version__)' 2>>"$log"); then
+      echo "tfx env: FAILED: tfx installed in $venv but does not import; last lines of $log:" >&2
+      tail -n 15 "$log" >&2
+      exit 1
+    fi
     touch "$venv/.installed"
-    echo "tfx env: ready ($("$venv/bin/python" -c 'import tfx, tensorflow_data_validation as t; print("tfx", tfx.__version__, "tfdv", t.__version__)'))"
+    echo "tfx env: ready ($versions)"
     [[ -s "$venv/unconstrained.txt" ]] && echo "tfx env: left unconstrained (TFX needs other versions): $(tr '\n' ' ' <"$venv/unconstrained.txt")"
     exit 0
   fi
