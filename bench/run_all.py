@@ -26,6 +26,7 @@ from pathlib import Path
 import benchlib as bl
 
 HERE = Path(__file__).resolve().parent
+BENCHES = ("end_to_end", "tfx_compare", "statistics_inprocess", "compile_time", "scale")
 
 
 def run_bench(name: str, args: list[str], out: Path) -> dict:
@@ -146,9 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats-rows", type=int, default=200_000)
     parser.add_argument("--scale-rows", type=int, nargs="*", default=[], help="more scale sizes, e.g. 5000000")
     parser.add_argument("--output", default="local_outputs/bench", help="results.md and each bench's JSON go here")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the JSON files in --output")
     args = parser.parse_args(argv)
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        results = {}
+        for name in BENCHES:
+            path = out / f"{name}.json"
+            results[name] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"error": "not run"}
+        print(table(results))
+        return 0
     work = out / "work"
     started = time.perf_counter()
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
