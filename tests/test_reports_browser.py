@@ -1,0 +1,186 @@
+"""Reports in a real browser: headless Chromium opens each report from disk with the network off.
+
+Each report must make no network request, hold the charts it should (``<svg class="chart KIND">`` counted in the
+DOM after load) and not be blank; its screenshot is kept for a person to look at (``tests/support/browser.py``:
+``test-outputs/screenshots/<id>.png`` or ``$KFP_TABULAR_SCREENSHOTS``). The harness itself is checked first: a
+page that fetches an image, a CSS @import, a style sheet over https, a script, a web font and a loopback image
+must show every one of those requests, and an empty page must count as blank.
+
+To add a report: one ``pytest.param(build, expected_charts, id=...)`` line in :data:`REPORTS`, where ``build``
+takes a temporary directory and returns the path of the HTML file it wrote there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kfp_tabular.components.common import charts
+from kfp_tabular.components.common.chart_svg import esc
+from tests.plugin import in_ci
+from tests.support import browser
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium executable; the test is skipped without one (failed when ``CI`` is set)."""
+    exe = browser.find_chromium()
+    if exe is None:
+        message = "chromium not found: `make browser` installs Debian's package"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return exe
+
+
+def chart_demo(folder: Path) -> Path:
+    """Write a page with every chart kind (and hostile labels) built by ``common.charts``."""
+    ages = list(range(0, 101, 10))
+    body = [charts.summary_strip([("anomalies", 2, "bad"), ("drifted", 1), ("decisions", 3, "info"), ("ok", 0)])]
+    body.append("<h2>Features</h2><table><tr><th>feature</th><th>distribution</th><th>drift</th></tr>")
+    features = {
+        "age": {
+            "train": (ages, [3, 9, 14, 18, 17, 13, 10, 8, 5, 3]),
+            "eval": (ages, [2, 7, 12, 19, 18, 14, 11, 9, 5, 3]),
+        },
+        EVIL: {
+            "train": ([0, 1, 2, 3, 4], [10, 40, 40, 10]),
+            "eval": ([0, 2, 4], [30, 70]),
+            "baseline": ([0.5, 1.5, 2.5, 3.5], [20, 50, 30]),
+        },
+        "constant \u00e9\u00e8 \u2713": {"train": ([7, 7], [500]), "eval": ([7, 7], [80])},
+        "empty": {"train": ([], []), "eval": ([0, 1], [float("nan")])},
+    }
+    for name, series in features.items():
+        chart = charts.histogram(series, title=f"{name}: train vs eval", x_label=name)
+        body.append(f"<tr><td>{esc(name)}</td><td>{chart}</td><td class='num'>0.12 / 0.1</td></tr>")
+    cats = ["red", "green", "blue & <teal>", "\u2013 other \u2013"]
+    for title, series in (
+        ("colour", {"train": [0.5, 0.3, 0.15, 0.05], "eval": [0.45, 0.35, 0.1, float("nan")]}),
+        ("plan", {"train": [0.7, 0.3, 0, 0], "eval": [0.6, 0.4, 0, 0], "baseline": [0.65, 0.35, 0, 0]}),
+    ):
+        body.append(f"<tr><td>{title}</td><td>{charts.bars(cats, series, title=title)}</td><td>-</td></tr>")
+    body.append("</table><h2>Model</h2>")
+    roc = {
+        "candidate": [(0, 0), (0.05, 0.4), (0.1, 0.62), (0.3, 0.85), (0.6, 0.95), (1, 1)],
+        "baseline": [(0, 0), (0.1, 0.45), (0.3, 0.7), (0.6, 0.9), (1, 1)],
+    }
+    pr = {"candidate": [(0, 1), (0.4, 0.92), (0.7, 0.8), (1, 0.35)], "baseline": [(0, 1), (0.5, 0.8), (1, 0.35)]}
+    calib = {"candidate": [(0.05, 0.04), (0.25, 0.3), (0.5, 0.46), (0.75, 0.8), (0.95, 0.9)]}
+    rollout = {"error rate": [(1, 0.01), (2, 0.012), (3, 0.02), (4, float("nan")), (5, 0.011)]}
+    body += [
+        charts.figure(
+            charts.lines(
+                roc,
+                title="ROC",
+                x_label="false positive rate",
+                y_label="true positive rate",
+                x_range=(0, 1),
+                y_range=(0, 1),
+                diagonal=True,
+            ),
+            "ROC: candidate vs baseline",
+        ),
+        charts.figure(
+            charts.lines(
+                pr,
+                title="precision-recall",
+                x_label="recall",
+                y_label="precision",
+                thresholds=[("precision >= 0.7", 0.7)],
+            ),
+            "precision-recall with its threshold",
+        ),
+        charts.figure(
+            charts.lines(
+                calib,
+                title="calibration",
+                x_label="predicted",
+                y_label="observed",
+                diagonal=True,
+                markers=True,
+                bands={"candidate": [(0.05, 0.0, 0.1), (0.5, 0.4, 0.52), (0.95, 0.85, 0.95)]},
+            ),
+            "reliability curve",
+        ),
+        charts.figure(
+            charts.lines(
+                rollout,
+                title="rollout",
+                x_label="step",
+                y_label="error rate",
+                markers=True,
+                thresholds=[("max error 0.015", 0.015), ("promoted", 3, "x")],
+            ),
+            "rollout steps against the threshold",
+        ),
+        charts.figure(charts.heatmap([[820, 40], [65, 275]], ["no", "yes"], ["no", "yes"]), "confusion matrix"),
+        charts.figure(
+            charts.scatter(
+                [(i / 10, math.sin(i) * (1 + i / 1000)) for i in range(4000)],
+                title="residuals",
+                x_label="predicted",
+                y_label="residual",
+                thresholds=[("0", 0.0)],
+                max_points=800,
+            ),
+            "residuals vs predicted",
+        ),
+    ]
+    path = folder / "chart-demo.html"
+    path.write_text(charts.page("Chart demo " + EVIL, "".join(body), subtitle="every chart kind"), encoding="utf-8")
+    return path
+
+
+#: (build, expected chart counts by kind, id): the lead adds the validation and evaluation reports here.
+REPORTS = [
+    pytest.param(chart_demo, {"histogram": 4, "bars": 2, "lines": 4, "heatmap": 1, "scatter": 1}, id="chart-demo"),
+]
+
+EXTERNAL_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<style>@import url("http://css.example.test/imported.css");
+@font-face { font-family: "Remote"; src: url("http://fonts.example.test/remote.woff2") format("woff2"); }
+p.remote { font-family: "Remote", sans-serif; }</style>
+<link rel="stylesheet" href="https://cdn.example.test/style.css">
+<script src="http://scripts.example.test/app.js"></script>
+</head><body><p class="remote">text in a web font</p>
+<img src="http://images.example.test/picture.png" alt="remote image">
+<img src="http://127.0.0.1:8999/loopback.png" alt="loopback image"></body></html>
+"""
+
+
+def test_the_harness_sees_every_request_a_page_attempts(chromium, tmp_path):
+    page = tmp_path / "external.html"
+    page.write_text(EXTERNAL_PAGE, encoding="utf-8")
+    rendered = browser.render(page, tmp_path / "external.png", chromium)
+    hosts = {browser.request_host(line) for line in rendered.requests}
+    expected = {"css.example.test", "fonts.example.test", "cdn.example.test", "scripts.example.test"}
+    expected |= {"images.example.test", "127.0.0.1"}
+    assert expected <= hosts, f"requests the proxy did not see: {sorted(expected - hosts)}; saw {rendered.requests}"
+    assert any(line.startswith("CONNECT cdn.example.test:443") for line in rendered.requests), rendered.requests
+
+
+def test_the_harness_calls_an_empty_page_blank(chromium, tmp_path):
+    page = tmp_path / "empty.html"
+    page.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
+    rendered = browser.render(page, tmp_path / "empty.png", chromium)
+    assert rendered.blank(), browser.ink(rendered.screenshot)
+    assert rendered.charts() == {}
+    assert rendered.requests == []
+
+
+@pytest.mark.parametrize(("build", "expected"), REPORTS)
+def test_report_renders_offline_with_its_charts(chromium, tmp_path, request, build: Callable[[Path], Path], expected):
+    page = build(tmp_path)
+    shot = browser.screenshot_dir() / f"{request.node.callspec.id}.png"
+    rendered = browser.render(page, shot, chromium)
+    assert rendered.requests == [], f"{page.name} made network requests: {rendered.requests}"
+    assert dict(rendered.charts()) == expected, f"{page.name}: charts in the DOM (screenshot: {shot})"
+    assert not rendered.blank(), f"{page.name} looks blank: {browser.ink(shot)} (screenshot: {shot})"
+    tags = browser.tag_counts(rendered.dom)
+    assert tags["script"] == tags["iframe"] == tags["link"] == 0, f"{page.name}: scripts or links in the DOM: {tags}"
