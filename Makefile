@@ -69,6 +69,10 @@ kubectl: ## kubectl on PATH, plus Debian's kubectl 1.20 (old kustomize) unpacked
 		&& dpkg-deb -x $$tmp/kubernetes-client_*.deb $(CACHE)/kubectl-1.20 && rm -rf $$tmp; }
 	$(OLD_KUBECTL) version --client >/dev/null
 
+.PHONY: browser
+browser: ## headless Chromium for the report tests (Debian's chromium package, when missing)
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 # --- the main job -----------------------------------------------------------------------------------------
 run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours, VERBOSE=1 streams every task's output)
 	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA)) \
@@ -80,7 +84,7 @@ compile: env ## compile the pipeline to its committed IR YAML
 # The API-server tests need KServe's CRDs from ../shared; in a clone without it they skip, and so does their setup.
 CLUSTER_DEPS := $(if $(wildcard ../shared/kserve),apiserver kubectl)
 
-test: env serve-env $(CLUSTER_DEPS) images ## install everything the tests need, then run them all
+test: env serve-env browser $(CLUSTER_DEPS) images ## install everything the tests need, then run them all
 	KFP_TABULAR_KUBECTL_OLD=$$(test -x $(OLD_KUBECTL) && echo $(OLD_KUBECTL) || true) \
 		$(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
 
