@@ -75,8 +75,7 @@ browser: ## headless Chromium for the report tests (Debian's chromium package, w
 
 # --- the main job -----------------------------------------------------------------------------------------
 run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours, VERBOSE=1 streams every task's output)
-	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA)) \
-		$(if $(VERBOSE),--verbose)
+	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA))$(if $(VERBOSE), --verbose)
 
 compile: env ## compile the pipeline to its committed IR YAML
 	$(PY) -m kfp_tabular.pipelines.cli compile --output $(PIPELINE_YAML)
