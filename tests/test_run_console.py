@@ -113,6 +113,20 @@ def test_non_tty_prints_one_line_per_task_and_the_logs_hold_everything(tmp_path)
     assert "executor_input" not in run_log
 
 
+def test_a_failure_that_is_no_kfp_tabular_error_keeps_its_exception_line(tmp_path):
+    console = TaskConsole(Terminal(), total=2)
+    console.task_started("ingest", tmp_path / "run", {})
+    console.write('    Traceback (most recent call last):\n      File "x.py", line 1, in <module>\n')
+    console.write("        raise KeyError('no')\n    rows: 50000\n")
+    console.task_finished(True)
+    assert console.last_exception == ""  # nothing that looks like an exception line
+    console.task_started("validate-data", tmp_path / "run", {})
+    error = "TypeError: ValidateRequest.__init__() got an unexpected keyword argument 'memory_budget_mb'"
+    console.write(f"    {error}\n")
+    console.task_finished(False)
+    assert console.last_error == "" and console.last_exception == error
+
+
 def test_verbose_streams_everything_and_silent_nothing(tmp_path):
     verbose_terminal, silent_terminal = Terminal(), Terminal()
     feed_failed_run(TaskConsole(verbose_terminal, "verbose", total=5), tmp_path / "a")

@@ -46,6 +46,8 @@ NAME_WIDTH = 17
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TASK_ERROR = re.compile(r"kfp_tabular\.components\.common\.errors\.(\w+): (.+)")
+#: The last line of a Python traceback as kfp.local prints a child's (indented by 4): ``    TypeError: ...``.
+_EXCEPTION = re.compile(r"^ {0,4}((?:\w+\.)*\w*(?:Error|Exception)): (.+)$", re.MULTILINE)
 _PIPELINES = Path(__file__).resolve().parents[2]
 _OURS = tuple(str(root) + os.sep for root in (_PIPELINES, _PIPELINES.parent / "components"))  # kfp_tabular's code
 
@@ -153,7 +155,8 @@ class TaskConsole(io.TextIOBase):
     """kfp.local's stdout during a run: task lines on the terminal, everything in log files (module docstring).
 
     Use as a context manager around the pipeline call; after it, :attr:`tasks`, :attr:`log_dir`, :attr:`run_dir`
-    and :attr:`last_error` (the last kfp-tabular error a task printed) describe the run.
+    :attr:`last_error` (the last kfp-tabular error a task printed) and :attr:`last_exception` (the last exception
+    line of a traceback the current or last task printed, e.g. ``TypeError: ...``) describe the run.
 
     Args:
         terminal: Where the task lines go (the real stdout).
@@ -189,6 +192,7 @@ class TaskConsole(io.TextIOBase):
         self.run_dir: Path | None = None
         self.log_dir: Path | None = None
         self.last_error = ""
+        self.last_exception = ""
         self._current: TaskRecord | None = None
         self._task_log: TextIO | None = None
         self._run_log: TextIO | None = None
@@ -209,6 +213,8 @@ class TaskConsole(io.TextIOBase):
         """Keep the last kfp-tabular error, write to the current log, and to the terminal when verbose."""
         for match in _TASK_ERROR.finditer(text):
             self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
+        for match in _EXCEPTION.finditer(text):
+            self.last_exception = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2).strip()}"
         plain = _ANSI.sub("", text)
         with self._lock:
             log = self._task_log or self._run_log
@@ -245,7 +251,7 @@ class TaskConsole(io.TextIOBase):
             self._task_log.write(f"[kfp-tabular] task {name}: compiled environment applied: {applied}\n")
             self._run_log.write(f"[kfp-tabular] task {name}: output in {record.log}\n")
             self.tasks.append(record)
-            self._current, self._rss = record, None
+            self._current, self._rss, self.last_exception = record, None, ""
         self._draw()
 
     def child_started(self, pid: int) -> None:

@@ -286,7 +286,7 @@ def run_local(
         failed = [task.name for task in tasks.tasks if task.status != "SUCCESS"]
         named = re.search(r"Inner task failed: '?([\w.-]+?)'?(?: inside|\.?$)", plain)
         summary.failed_task = failed[-1] if failed else named.group(1) if named else ""
-        summary.error = tasks.last_error or plain
+        summary.error = tasks.last_error or tasks.last_exception or plain
     _collect(summary, run_dir)
     if summary.succeeded and summary.blessing.get("blessed"):
         model_dir = run_dir / "train" / "model"
