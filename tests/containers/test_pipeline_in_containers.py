@@ -35,10 +35,19 @@ def test_pipeline_in_containers_gives_the_host_runs_summary(container_run, host_
 
 def test_every_task_ran_in_the_image_as_uid_1000(container_run):
     run_dir = Path(container_run["run_dir"])
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted(TASKS)
-    owners = {path.relative_to(run_dir).as_posix(): path.stat().st_uid for path in run_dir.rglob("*")}
+    log_dir = Path(container_run["log_dir"])
+    assert log_dir == run_dir / "logs"  # written by the run-local console on the host, not by a task
+    assert sorted(p.name for p in run_dir.iterdir() if p != log_dir) == sorted(TASKS)
+    owners = {
+        path.relative_to(run_dir).as_posix(): path.stat().st_uid
+        for path in run_dir.rglob("*")
+        if log_dir not in path.parents and path != log_dir
+    }
     assert owners and set(owners.values()) == {1000}, {k: v for k, v in owners.items() if v != 1000}
-    assert container_run["_stdout"].count(f"Running in image {images.PIPELINE_IMAGE!r}, container ") == len(TASKS)
+    # Each task's log (not the terminal, which shows one line a task) names the image its container ran.
+    for task in TASKS:
+        log = (log_dir / f"{task}.log").read_text(encoding="utf-8")
+        assert log.count(f"Running in image {images.PIPELINE_IMAGE!r}, container ") == 1, task
 
 
 def test_no_task_container_is_left_behind(container_run):
