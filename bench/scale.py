@@ -3,9 +3,10 @@
 The fit is a least-squares line in log-log space per task (from the run summary's ``tasks`` when it has them) and
 for the whole run (wall seconds and the peak RSS of its largest process, ``/usr/bin/time -v``). b = 1 is linear;
 b well under 1 means a fixed cost still dominates at these sizes. Sizes already measured by the end-to-end bench
-can be passed in with ``--reuse`` (its JSON) instead of being run again.
+can be passed in with ``--reuse`` (its JSON, or an earlier scale.py's) instead of being run again.
 
-    .venv/bin/python bench/scale.py --rows 100000 1000000           # 5M: --rows 100000 1000000 5000000
+    .venv/bin/python bench/scale.py --rows 100000 1000000
+    .venv/bin/python bench/scale.py --rows 5000000 --reuse local_outputs/bench/scale.json   # add 5M to a fit
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def point_from_run(rows: int, workdir: Path) -> dict:
     }
 
 
-def points_from_end_to_end(path: str) -> list[dict]:
-    """Read the points the end-to-end bench measured (its ``--json`` file)."""
+def points_from_json(path: str) -> list[dict]:
+    """Read points already measured: an ``end_to_end.py --json`` file (its runs) or a ``scale.py --json`` file."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("bench") == "scale":
+        return data["points"]
     return [
         {
             "rows": r["rows"],
@@ -100,18 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1])
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000], help="sizes to run")
-    parser.add_argument("--reuse", default="", help="end_to_end.py --json output: its sizes are not run again")
+    parser.add_argument(
+        "--reuse", nargs="*", default=[], help="end_to_end.py or scale.py --json files: their sizes are not run again"
+    )
     parser.add_argument("--workdir", default="", help="default: a temporary directory")
     parser.add_argument("--json", default="", help="also write the result as JSON here")
     args = parser.parse_args(argv)
     bl.load_line("start")
-    points = points_from_end_to_end(args.reuse) if args.reuse else []
-    known = {p["rows"] for p in points}
+    points: dict[int, dict] = {}
+    for path in args.reuse:
+        points.update({p["rows"]: p for p in points_from_json(path)})
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for rows in args.rows:
-            if rows not in known:
-                points.append(point_from_run(rows, Path(args.workdir or tmp) / str(rows)))
-    points.sort(key=lambda p: p["rows"])
+            if rows not in points:
+                points[rows] = point_from_run(rows, Path(args.workdir or tmp) / str(rows))
+    points = [points[rows] for rows in sorted(points)]
     fits = fit(points)
     has_tasks = all(p["tasks"] for p in points)
     print(report(fits, has_tasks), flush=True)
