@@ -23,6 +23,7 @@ def train(
     max_categories: int = 50,
     min_frequency: int = 5,
     memory_limit_mb: int = 0,
+    max_train_rows: int = 0,
 ):
     """Train a scikit-learn Pipeline whose inputs are the features of a TFDV schema.
 
@@ -30,16 +31,18 @@ def train(
     alone, e.g. in KServe's sklearn runtime, and accepts ordered rows, records or a DataFrame) and
     ``metadata.json`` (features, task, classes, versions, hashes: ``training_data_hash`` is the sha256 of the
     train split file it was fit on, ``source_data_hash``/``source_data_uri`` where ingest read that split from).
-    Before fitting, a memory estimate is checked against the limit, and each feature that alone predicts the label
-    almost perfectly is a warning; those, the categoricals capped and an ``auto`` task are decisions, in the
-    model's metadata under ``decisions``.
+    Before fitting, a memory estimate is checked against the limit: when every row would not fit (or
+    ``max_train_rows`` caps them) a seeded, stratified sample is fitted. Each feature that alone predicts the label
+    almost perfectly is a warning; those, a sample, the categoricals capped and an ``auto`` task are decisions, in
+    the model's metadata under ``decisions``.
 
     Args:
         train_data: Training data, one Parquet file (from ingest; its ``content_hash`` and ``source_uri``
             metadata, when present, are recorded as the source, its ``positive_class`` as the model's).
         schema: TFDV schema pbtxt that defines the model's input features (from validate, or curated).
         model: Output model directory: ``model.joblib`` + ``metadata.json``.
-        metrics: Output metrics of the fitted model on its training data, and the count of decisions.
+        metrics: Output metrics of the fitted model on (a seeded sample of at most 100,000 rows of) its training
+            data, ``rows`` fitted, ``metrics_sample_rows`` measured, and the count of decisions.
     """
     import logging
 
@@ -57,6 +60,7 @@ def train(
         max_categories=max_categories,
         min_frequency=min_frequency,
         memory_limit_mb=memory_limit_mb,
+        max_train_rows=max_train_rows,
     )
     result = core.train(
         request,
@@ -82,6 +86,8 @@ def train(
             "source_data_hash": meta["source_data_hash"],
             "source_data_uri": meta["source_data_uri"],
             "positive_class": meta["positive_class"],
+            "train_rows": meta["train_rows"],
+            "source_rows": meta["source_rows"],
             METADATA_KEY: to_metadata(result.decisions),
         }
     )

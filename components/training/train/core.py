@@ -34,12 +34,12 @@ import os
 import re
 from typing import Any
 
-from kfp_tabular.components.common.artifacts import atomic_path, read_parquet, sha256_file
+from kfp_tabular.components.common.artifacts import atomic_path, sha256_file
 from kfp_tabular.components.common.decisions import Decision, to_metadata
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.common.model_dir import METADATA_FILE, MODEL_FILE
 from kfp_tabular.components.data_processing.ingest.labels import MAX_AUTO_CLASSES, infer_task  # noqa: F401
-from kfp_tabular.components.training.train import guards
+from kfp_tabular.components.training.train import guards, rows
 from kfp_tabular.components.training.train.features import (  # noqa: F401 (the model's inputs, named here too)
     MISSING_CATEGORY,
     TO_FLOAT,
@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 #: Estimators fed a sparse one-hot matrix (linear models thrive on it); tree models get a dense one, bounded by
 #: max_categories (HistGradientBoosting does not accept sparse input).
 SPARSE_ESTIMATORS = ("logistic_regression",)
+#: Training metrics are measured on a seeded sample of at most this many of the fitted rows.
+METRICS_SAMPLE_ROWS = 100_000
 
 
 @dataclasses.dataclass
@@ -286,15 +288,24 @@ def _fit(pipeline, features_frame, labels, estimator_name: str, hyperparameters:
         raise ConfigError(f"hyperparameters: {estimator_name} rejected {given} while fitting: {exc}") from exc
 
 
-def training_metrics(pipeline, features_frame, labels, task: str, positive: Any = None) -> dict:
+def training_metrics(
+    pipeline, features_frame, labels, task: str, positive: Any = None, seed: int = 0, sample: int | None = None
+) -> dict:
     """Metrics of a fitted pipeline on the data it was trained on (a sanity check, not an evaluation).
 
+    They are computed on a seeded sample of at most ``sample`` rows (default :data:`METRICS_SAMPLE_ROWS`), so a
+    large split costs no second full pass; ``rows`` is the rows fitted, ``metrics_sample_rows`` the rows measured.
     ``positive`` is the positive class of a binary label for ROC AUC (None: the larger class).
     """
     import numpy as np
     from sklearn import metrics
 
+    sample = METRICS_SAMPLE_ROWS if sample is None else sample
     result: dict[str, Any] = {"rows": int(len(labels))}
+    if len(labels) > sample:
+        take = np.sort(np.random.default_rng(seed).choice(len(labels), size=sample, replace=False))
+        features_frame, labels = features_frame.iloc[take], labels.iloc[take]
+    result["metrics_sample_rows"] = int(len(labels))
     if task == "classification":
         classes = list(pipeline.classes_)
         proba = pipeline.predict_proba(features_frame)
@@ -378,36 +389,42 @@ def train(
 
     label_column, estimator = request.label_column, request.estimator
     features = schema_features(schema_path, label_column)
-    frame = read_parquet(train_path, "training dataset")
     source = str(train_path)
-    if label_column not in frame.columns:
+    columns = rows.file_columns(train_path, "training dataset")
+    if label_column not in columns:
+        raise DataError(f"{source}: label column {label_column!r} not found; the file has {', '.join(columns)}")
+    missing = [spec.name for spec in features if spec.name not in columns]
+    if missing:
         raise DataError(
-            f"{source}: label column {label_column!r} not found; the file has {', '.join(map(str, frame.columns))}"
+            f"{source}: missing feature column(s) {', '.join(map(repr, missing))} that the schema defines; "
+            f"the file has {', '.join(columns)}"
         )
-    missing_labels = int(frame[label_column].isna().sum())
-    if missing_labels:
-        raise DataError(f"{source}: label column {label_column!r} has {missing_labels} missing value(s)")
-    if len(frame) < 2:
-        raise DataError(f"{source}: expected at least 2 training rows, got {len(frame)}")
     names = {spec.name for spec in features}
-    ignored = [str(c) for c in frame.columns if c not in names and c != label_column]
+    ignored = [c for c in columns if c not in names and c != label_column]
     if ignored:
         logger.info("%s: ignoring column(s) not in the schema: %s", source, ", ".join(ignored))
+    table = rows.read_columns(train_path, [spec.name for spec in features] + [label_column], "training dataset")
+    labels = table.column(label_column).to_pandas()
+    missing_labels = int(labels.isna().sum())
+    if missing_labels:
+        raise DataError(f"{source}: label column {label_column!r} has {missing_labels} missing value(s)")
+    if len(labels) < 2:
+        raise DataError(f"{source}: expected at least 2 training rows, got {len(labels)}")
+
+    import pyarrow as pa
 
     features = [
         FeatureSpec(spec.name, "bool", spec.kind)
-        if spec.dtype == "int" and spec.name in frame.columns and frame[spec.name].dtype == bool
+        if spec.dtype == "int" and pa.types.is_boolean(table.schema.field(spec.name).type)
         else spec
         for spec in features
     ]
-    x = coerce_features(frame, features, source)
     decisions: list[Decision] = []
-    resolved_task = resolve_task(frame[label_column], request.task, label_column, source)
+    resolved_task = resolve_task(labels, request.task, label_column, source)
     if request.task == "auto":
-        decisions.append(
-            Decision("train", label_column, resolved_task, auto_task(frame[label_column], label_column, source).reason)
-        )
-    y = _prepare_labels(frame[label_column], resolved_task)
+        decisions.append(Decision("train", label_column, resolved_task, auto_task(labels, label_column, source).reason))
+    y = _prepare_labels(labels, resolved_task)
+    del labels
     if resolved_task == "classification" and y.nunique() < 2:
         raise DataError(
             f"{source}: label column {label_column!r} has a single class ({y.iloc[0]!r}); "
@@ -417,29 +434,48 @@ def train(
 
     model, params = make_estimator(request, resolved_task)
     sparse = estimator in SPARSE_ESTIMATORS
-    widths = guards.encoded_widths(x, features, request.max_categories)
+    widths = guards.encoded_widths(table, features, request.max_categories)
     limit, where = guards.memory_limit(request.memory_limit_mb)
     classes_count = int(y.nunique()) if resolved_task == "classification" else 0
-    data_bytes = int(frame.memory_usage(deep=True).sum() + x.memory_usage(deep=True).sum())
-    estimate, how = guards.estimate_memory(len(x), widths, sparse, estimator, params, classes_count, data_bytes)
-    guards.check_memory(source, widths, estimate, how, limit, where)
+    held = int(table.nbytes + y.memory_usage(deep=True))  # the Arrow columns and the labels, held while fitting
+    probe = coerce_features(table.slice(0, rows.PROBE_ROWS).to_pandas(), features, source)
+    row_bytes = float(probe.memory_usage(deep=True, index=False).sum()) / max(1, len(probe))
+    del probe
+
+    def estimate(n: int) -> tuple[int, str]:
+        return guards.estimate_memory(n, widths, sparse, estimator, params, classes_count, held + int(n * row_bytes))
+
+    plan = rows.plan_rows(
+        source, len(y), request.max_train_rows, resolved_task == "classification", estimate, widths, limit, where
+    )
+    if plan.decision is not None:
+        decisions.append(plan.decision)
+        take = rows.sample_indices(
+            len(y), plan.rows, request.seed, y.to_numpy() if resolved_task == "classification" else None
+        )
+        table, y = table.take(take), y.iloc[take].reset_index(drop=True)
+    x = coerce_features(table.to_pandas(split_blocks=True, self_destruct=True), features, source)
+    schema_entries = input_schema(x, features)
+    del table
     decisions += guards.leakage(x, y, features, resolved_task, positive, request.seed)
     pipeline = build_pipeline(features, model, request.max_categories, request.min_frequency, sparse)
     logger.info(
-        "training %s (%s, %s) on %d rows x %d features",
+        "training %s (%s, %s) on %d of %d rows x %d features",
         estimator,
         type(model).__name__,
         resolved_task,
         len(x),
+        plan.source_rows,
         len(features),
     )
     _fit(pipeline, x, y, estimator, request.hyperparameters)
     decisions += _grouped_categories(pipeline, request)
-    metrics = training_metrics(pipeline, x, y, resolved_task, positive)
+    metrics = training_metrics(pipeline, x, y, resolved_task, positive, seed=request.seed)
+    del x
     classes = [_jsonable(c) for c in pipeline.classes_] if resolved_task == "classification" else None
 
     metadata = {
-        "features": input_schema(x, features),
+        "features": schema_entries,
         "feature_order": [spec.name for spec in features],
         "label_column": label_column,
         "task": resolved_task,
@@ -453,14 +489,17 @@ def train(
         "source_data_hash": source_data_hash or None,
         "source_data_uri": source_data_uri or None,
         "source_columns": list(source_columns) if source_columns else None,
-        "train_rows": int(len(x)),
+        "train_rows": int(plan.rows),
+        "source_rows": int(plan.source_rows),
+        "metrics_sample_rows": int(metrics["metrics_sample_rows"]),
         "positive_class": _jsonable(positive),
         "encoding": {
             "max_categories": request.max_categories,
             "min_frequency": request.min_frequency,
             "sparse": sparse,
         },
-        "memory_estimate_bytes": int(estimate),
+        "memory_estimate_bytes": int(plan.estimate),
+        "memory_limit_bytes": int(limit),
         "decisions": to_metadata(decisions),
         "model_sha256": None,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

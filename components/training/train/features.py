@@ -124,7 +124,7 @@ def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):
         source: What the frame came from (a file name), for error messages.
 
     Returns:
-        A new DataFrame with exactly the feature columns.
+        A new DataFrame with exactly the feature columns (float64 columns are shared with ``frame``, not copied).
 
     Raises:
         DataError: A feature column is missing, or a numeric column holds values that are not numbers or
@@ -143,7 +143,7 @@ def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):
         column = frame[spec.name]
         if spec.kind == "numeric":
             try:
-                values = TO_FLOAT(column)
+                values = column.astype("float64", copy=False)  # TO_FLOAT, without copying a float64 column
             except (TypeError, ValueError) as exc:
                 raise DataError(
                     f"{source}: column {spec.name!r} should be numeric ({spec.dtype} in the schema) but holds "
@@ -157,7 +157,7 @@ def coerce_features(frame, features: list[FeatureSpec], source: str = "data"):
             out[spec.name] = text.astype(object).where(text.notna(), np.nan)
     import pandas as pd
 
-    return pd.DataFrame(out, index=frame.index)
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 #: A categorical feature with more distinct training values than this travels without a closed domain.

@@ -37,8 +37,10 @@ LEAKAGE_SAMPLE = 5000
 _CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
-def memory_limit(requested_mb: int = 0, cgroup_files: tuple[str, ...] = _CGROUP_FILES) -> tuple[int, str]:
-    """Return ``(bytes, where it comes from)``: the parameter, the cgroup, the physical memory, or the default."""
+def memory_limit(
+    requested_mb: int = 0, cgroup_files: tuple[str, ...] = _CGROUP_FILES, meminfo: str = "/proc/meminfo"
+) -> tuple[int, str]:
+    """Return ``(bytes, where it comes from)``: the parameter, the cgroup, the available memory, or the default."""
     if requested_mb:
         return int(requested_mb) << 20, "memory_limit_mb"
     for name in cgroup_files:
@@ -48,13 +50,35 @@ def memory_limit(requested_mb: int = 0, cgroup_files: tuple[str, ...] = _CGROUP_
             continue
         if text.isdigit() and int(text) < 1 << 60:  # "max" (v2) or a huge number (v1): no limit
             return int(text), f"the container's limit ({name})"
+    available = _available_memory(meminfo)
+    if available:
+        return available, "the machine's available memory (MemAvailable plus this process)"
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the machine's physical memory"
     except (ValueError, OSError, AttributeError):
         return DEFAULT_MEMORY_LIMIT, "the default"
 
 
-def _size(n: float) -> str:
+def _available_memory(meminfo: str) -> int:
+    """Bytes this process could grow to without a cgroup limit: ``MemAvailable`` plus its own resident set.
+
+    The process's resident set is added back because the estimate counts the data it already holds. 0 when
+    ``/proc`` cannot be read.
+    """
+    try:
+        fields = dict(line.split(":", 1) for line in Path(meminfo).read_text().splitlines() if ":" in line)
+        available = int(fields["MemAvailable"].split()[0]) << 10
+    except (OSError, KeyError, ValueError, IndexError):
+        return 0
+    try:
+        resident = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        resident = 0
+    return available + resident
+
+
+def size(n: float) -> str:
+    """Bytes in words: ``9.1 GB``."""
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -63,14 +87,26 @@ def _size(n: float) -> str:
 
 
 def encoded_widths(x, features, max_categories: int) -> dict[str, int]:
-    """Columns each feature becomes after encoding (an upper bound: rare categories may be grouped further)."""
+    """Columns each feature becomes after encoding (an upper bound: rare categories may be grouped further).
+
+    ``x`` is a pandas DataFrame or a pyarrow Table holding the feature columns.
+    """
     widths = {}
     for spec in features:
         if spec.kind == "categorical":
-            widths[spec.name] = max(1, min(int(x[spec.name].nunique(dropna=False)), max_categories))
+            widths[spec.name] = max(1, min(_distinct(x, spec.name), max_categories))
         else:
             widths[spec.name] = 1
     return widths
+
+
+def _distinct(x, name: str) -> int:
+    """Distinct values of a column (missing counts as one) in a pandas DataFrame or a pyarrow Table."""
+    if hasattr(x, "num_rows"):  # a pyarrow Table: counted in Arrow, no Python objects
+        import pyarrow.compute as pc
+
+        return int(pc.count_distinct(x.column(name), mode="all").as_py())
+    return int(x[name].nunique(dropna=False))
 
 
 def estimate_memory(
@@ -90,22 +126,24 @@ def estimate_memory(
         own = matrix
     total = data_bytes + 2 * matrix + own
     how = (
-        f"{rows:,} rows x {width:,} encoded columns{' (sparse)' if sparse else ''}: {_size(matrix)} held twice, "
-        f"{_size(own)} for {estimator}, {_size(data_bytes)} of data"
+        f"{rows:,} rows x {width:,} encoded columns{' (sparse)' if sparse else ''}: {size(matrix)} held twice, "
+        f"{size(own)} for {estimator}, {size(data_bytes)} of data"
     )
     return total, how
 
 
-def check_memory(source: str, widths: dict[str, int], estimate: int, how: str, limit: int, where: str) -> None:
-    """Raise DataError naming the widest columns when the estimate exceeds MEMORY_HEADROOM of the limit."""
+def check_memory(
+    source: str, widths: dict[str, int], estimate: int, how: str, limit: int, where: str, note: str = ""
+) -> None:
+    """Raise DataError naming the widest columns (and ``note``) when the estimate exceeds the limit's headroom."""
     if estimate <= MEMORY_HEADROOM * limit:
         return
     widest = sorted(widths.items(), key=lambda item: -item[1])[:5]
     listed = ", ".join(f"{name!r} ({width} columns)" for name, width in widest)
     raise DataError(
-        f"{source}: training would need about {_size(estimate)} ({how}), over {MEMORY_HEADROOM:.0%} of the memory "
-        f"limit {_size(limit)} ({where}); the widest features: {listed}. Drop columns in ingest (drop_columns), "
-        "lower max_categories, train on fewer rows, or raise memory_limit_mb / the container's memory limit"
+        f"{source}: training would need about {size(estimate)} ({how}), over {MEMORY_HEADROOM:.0%} of the memory "
+        f"limit {size(limit)} ({where}){'; ' + note if note else ''}; the widest features: {listed}. Drop columns "
+        "in ingest (drop_columns), lower max_categories, or raise memory_limit_mb / the container's memory limit"
     )
 
 
@@ -157,6 +195,46 @@ def _held_out(codes, y, task: str, positive: Any):
     return _corr(predicted.to_numpy(dtype="float64"), y.to_numpy(dtype="float64"))
 
 
+def _numeric_scores(xs, ys, features, kind: str, positive: Any) -> dict[str, tuple[float | None, str]]:
+    """Score every numeric feature without missing values at once: ROC AUC (binary) or ``|r|`` (regression).
+
+    The AUC is the Mann-Whitney statistic on average ranks (what ``roc_auc_score`` computes, ties counting a half),
+    all columns in one ``rankdata``; the correlation is Pearson's on standardized columns. Columns with missing
+    values (and multiclass labels) are left to the per-feature loop.
+    """
+    import numpy as np
+    from scipy.stats import rankdata
+
+    names = [spec.name for spec in features if spec.kind == "numeric"]
+    if kind == "multiclass" or not names or len(ys) < 20:
+        return {}
+    matrix = xs[names].to_numpy(dtype="float64")
+    complete = ~np.isnan(matrix).any(axis=0)
+    names = [name for name, keep in zip(names, complete) if keep]
+    matrix = matrix[:, complete]
+    constant = np.ptp(matrix, axis=0) == 0 if len(names) else np.zeros(0, bool)
+    if kind == "binary":
+        truth = (ys == positive).to_numpy()
+        positives, negatives = int(truth.sum()), int((~truth).sum())
+        if not positives or not negatives:
+            return {name: (None, "ROC AUC") for name in names}
+        ranks = rankdata(matrix, axis=0)
+        auc = (ranks[truth].sum(axis=0) - positives * (positives + 1) / 2) / (positives * negatives)
+        values = np.maximum(auc, 1.0 - auc)
+        measure = "ROC AUC"
+    else:
+        target = ys.to_numpy(dtype="float64")
+        if np.std(target) == 0:
+            return {name: (None, "|correlation|") for name in names}
+        centred = matrix - matrix.mean(axis=0)
+        spread = np.sqrt((centred**2).sum(axis=0))
+        spread[spread == 0] = 1.0
+        t = target - target.mean()
+        values = np.abs(centred.T @ t / (spread * np.sqrt((t**2).sum())))
+        measure = "|correlation|"
+    return {name: (None if flat else float(value), measure) for name, value, flat in zip(names, values, constant)}
+
+
 def leakage(x, y, features, task: str, positive: Any, seed: int) -> list[Decision]:
     """Warn (decisions) about each feature that alone predicts the label almost perfectly."""
     import numpy as np
@@ -170,9 +248,12 @@ def leakage(x, y, features, task: str, positive: Any, seed: int) -> list[Decisio
     if kind == "binary" and positive is None:
         positive = sorted(ys.unique().tolist())[-1]
     warnings = []
+    scored = _numeric_scores(xs, ys, features, kind, positive)
     for spec in features:
         column = xs[spec.name]
-        if spec.kind == "numeric" and kind != "multiclass":
+        if spec.name in scored:
+            score, measure = scored[spec.name]
+        elif spec.kind == "numeric" and kind != "multiclass":
             kept = column.notna().to_numpy()
             values = column.to_numpy(dtype="float64")[kept]
             if kept.sum() < 20:

@@ -49,8 +49,16 @@ class TrainRequest:
         5,
     )
     memory_limit_mb: int = param(
-        "Memory the fit may use, in MiB; training is refused before fitting when the estimate exceeds 80% of it. "
-        "0: the container's cgroup limit, else the machine's memory.",
+        "Memory the fit may use, in MiB: when the fit of every row is estimated over 80% of it, a seeded "
+        "(stratified) sample that fits is fitted instead (a decision), and training is refused only when that "
+        "sample would have fewer than 1,000 rows. 0: the container's cgroup limit, else the machine's available "
+        "memory.",
+        0,
+    )
+    max_train_rows: int = param(
+        "Rows the fit uses at most: a positive number fits a seeded sample (stratified by class for "
+        "classification) of that many rows when the split has more (a decision); 0: every row, or as many as fit "
+        "in memory (see memory_limit_mb).",
         0,
     )
 
@@ -73,3 +81,4 @@ class TrainRequest:
         _check_int(self.max_categories, "max_categories", 2, "an integer >= 2")
         _check_int(self.min_frequency, "min_frequency", 1, "an integer >= 1 (rows)")
         _check_int(self.memory_limit_mb, "memory_limit_mb", 0, "an integer >= 0 (MiB; 0 for the container's limit)")
+        _check_int(self.max_train_rows, "max_train_rows", 0, "an integer >= 0 (rows; 0 for every row that fits)")

@@ -95,7 +95,15 @@ def test_train_python_func_without_source_metadata_records_no_source(churn, tmp_
     assert model.metadata["source_data_hash"] is None and model.metadata["source_data_uri"] is None
     assert model.metadata["classes"] == [0, 1]
     assert (tmp_path / "model" / "model.joblib").is_file()
-    assert set(metrics.metadata) == {"rows", "accuracy", "log_loss", "roc_auc", "decisions", "leakage_warnings"}
+    assert set(metrics.metadata) == {
+        "rows",
+        "metrics_sample_rows",
+        "accuracy",
+        "log_loss",
+        "roc_auc",
+        "decisions",
+        "leakage_warnings",
+    }
     # No Dataset positive_class: train chose the minority class itself, and said so.
     decisions = from_metadata(model.metadata["decisions"])
     assert [(d.subject, d.action) for d in decisions] == [("churned", "classification"), ("churned", "positive class")]

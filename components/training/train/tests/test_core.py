@@ -107,7 +107,7 @@ def test_each_estimator_trains_and_writes_the_model_directory(models, churn, est
 
     proba = model.predict_proba(churn.eval_frame.drop(columns=[LABEL]))[:, 1]
     assert roc_auc_score(churn.eval_frame[LABEL], proba) > 0.75
-    assert set(result.metrics) == {"rows", "accuracy", "log_loss", "roc_auc"}
+    assert set(result.metrics) == {"rows", "metrics_sample_rows", "accuracy", "log_loss", "roc_auc"}
     assert result.metrics["rows"] == 3000
     assert 0.5 < result.metrics["accuracy"] <= 1.0
 
@@ -273,7 +273,7 @@ def test_regression_uses_ridge_for_logistic_regression(churn, tmp_path):
     assert LABEL in result.metadata["feature_order"]  # the label of the schema is a feature for another target
     model = joblib.load(tmp_path / "m" / "model.joblib")
     assert type(model.named_steps["model"]).__name__ == "Ridge"
-    assert set(result.metrics) == {"rows", "rmse", "mae", "r2"}
+    assert set(result.metrics) == {"rows", "metrics_sample_rows", "rmse", "mae", "r2"}
     assert result.metrics["r2"] > 0.5
     rows = json_rows(churn.eval_frame.head(20), result.metadata["feature_order"])
     np.testing.assert_array_equal(model.predict(rows), model.predict(churn.eval_frame.head(20)))

@@ -128,7 +128,12 @@ def test_the_memory_limit_comes_from_the_parameter_the_cgroup_or_the_machine(tmp
     limit, where = guards.memory_limit(0, (str(tmp_path / "memory.max"),))
     assert limit == 1 << 30 and str(tmp_path / "memory.max") in where
     (tmp_path / "memory.max").write_text("max\n")
-    limit, where = guards.memory_limit(0, (str(tmp_path / "memory.max"), str(tmp_path / "absent")))
+    cgroups = (str(tmp_path / "memory.max"), str(tmp_path / "absent"))
+    (tmp_path / "meminfo").write_text("MemTotal:       24000000 kB\nMemAvailable:    2097152 kB\n")
+    limit, where = guards.memory_limit(0, cgroups, str(tmp_path / "meminfo"))
+    # Available memory plus what this process already holds (its data is counted in the estimate).
+    assert where.startswith("the machine's available memory") and 2 << 30 < limit < (2 << 30) + (8 << 30)
+    limit, where = guards.memory_limit(0, cgroups, str(tmp_path / "absent"))
     assert where == "the machine's physical memory" and limit > 0
 
 

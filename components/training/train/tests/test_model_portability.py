@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfp_tabular.components.training.train import core
+from kfp_tabular.components.training.train import core, rows
 from kfp_tabular.components.training.train.request import TrainRequest
 from tests.support.pickle_audit import pickled_globals, pickled_modules
 
@@ -149,14 +149,16 @@ def test_the_audit_catches_a_model_that_needs_this_package(tmp_path):
 
     impure = Pipeline(
         [
-            ("read", FunctionTransformer(core.read_parquet)),
+            ("read", FunctionTransformer(rows.read_columns)),
             ("frame", FunctionTransformer(functools.partial(pd.DataFrame))),
         ]
     )
     joblib.dump(impure, tmp_path / "impure.joblib")
     modules = pickled_modules(tmp_path / "impure.joblib")
     assert "kfp_tabular" in modules
-    assert pickled_globals(tmp_path / "impure.joblib") >= {("kfp_tabular.components.common.artifacts", "read_parquet")}
+    assert pickled_globals(tmp_path / "impure.joblib") >= {
+        ("kfp_tabular.components.training.train.rows", "read_columns")
+    }
 
 
 def test_model_loads_and_predicts_where_kfp_tabular_cannot_be_imported(request_spec, tmp_path):
