@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from kfp_tabular.components.common import blessing as blessings
 from kfp_tabular.components.common import model_dir as contract
-from kfp_tabular.components.common.artifacts import read_parquet, write_text
+from kfp_tabular.components.common.artifacts import write_text
 from kfp_tabular.components.common.decisions import Decision, from_metadata
 from kfp_tabular.components.common.errors import DataError
 from kfp_tabular.components.evaluation.evaluate.report import _bound_text, _fmt, render_report  # noqa: F401
@@ -34,14 +33,21 @@ from kfp_tabular.components.evaluation.evaluate.request import (  # noqa: F401 (
     check_thresholds,
     metric_names,
 )
+from kfp_tabular.components.evaluation.evaluate.scoring import (  # noqa: F401 (named here too)
+    MAX_ROC_POINTS,
+    _labels_like_classes,
+    _safe,
+    file_columns,
+    read_columns,
+    score,
+    thin_curve,
+)
 
 logger = logging.getLogger(__name__)
 
 PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 #: The fields an evaluation needs in ``metadata.json``.
 REQUIRED_METADATA = ("feature_order", "label_column", "task")
-#: The ROC curve kept in the result is downsampled to at most this many points.
-MAX_ROC_POINTS = 200
 
 
 @dataclasses.dataclass
@@ -165,138 +171,6 @@ def fetch_model_dir(uri: str, destination: str | os.PathLike) -> str:
     return str(local)
 
 
-def _labels_like_classes(labels, classes: list, source: str, label_column: str):
-    """Return the eval labels with the type of the model's classes, or raise naming unknown labels."""
-    import numpy as np
-
-    values = labels.to_numpy()
-    kind = labels.dtype.kind
-    if classes and all(isinstance(c, bool) for c in classes):
-        converted = values.astype(bool) if kind in "biuf" else values
-    elif classes and all(isinstance(c, (int, np.integer)) for c in classes) and kind in "biu":
-        converted = values.astype("int64")
-    elif classes and all(isinstance(c, (int, np.integer)) for c in classes) and kind == "f":
-        converted = values.astype("int64") if (values == np.round(values)).all() else values
-    elif classes and all(isinstance(c, str) for c in classes):
-        converted = labels.astype(str).to_numpy()
-    else:
-        converted = values
-    unknown = sorted({str(v) for v in set(converted.tolist())} - {str(c) for c in classes})
-    if unknown:
-        raise DataError(
-            f"{source}: label column {label_column!r} holds value(s) {', '.join(unknown)} the model was not "
-            f"trained on (classes: {', '.join(map(str, classes))})"
-        )
-    return converted
-
-
-def _safe(fn, *args, **kwargs) -> float | None:
-    """Return a metric value, or None where scikit-learn finds it undefined on this data (e.g. one class)."""
-    try:
-        value = float(fn(*args, **kwargs))
-    except ValueError as exc:
-        logger.info("metric %s undefined on this data: %s", getattr(fn, "__name__", fn), exc)
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _downsample(values: list, keep: list[int]) -> list:
-    return [values[i] for i in keep]
-
-
-def score(pipeline, metadata: dict, frame, label_column: str, source: str, positive: Any = None) -> dict:
-    """Compute the metrics of one model on a frame holding its features and the label.
-
-    Args:
-        pipeline: The loaded model.
-        metadata: Its ``metadata.json``.
-        frame: Eval data (raw dtypes: the pipeline coerces).
-        label_column: Name of the label column.
-        source: The eval file, for error messages.
-        positive: The positive class of a binary label (one of the model's classes); None: the larger class.
-
-    Returns:
-        ``{"metrics": {...}, "classes": [...] | None, "confusion_matrix": {...} | None, "roc_curve": {...} | None}``
-
-    Raises:
-        DataError: A feature or the label is missing, labels are missing or unknown to the model, or the
-            model fails to predict.
-    """
-    import numpy as np
-    from sklearn import metrics as skm
-
-    features = list(metadata["feature_order"])
-    missing = [name for name in features if name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing feature column(s) {', '.join(map(repr, missing))} that the model needs; "
-            f"the file has {', '.join(map(str, frame.columns))}"
-        )
-    if label_column not in frame.columns:
-        raise DataError(f"{source}: label column {label_column!r} not found")
-    labels = frame[label_column]
-    if int(labels.isna().sum()):
-        raise DataError(f"{source}: label column {label_column!r} has {int(labels.isna().sum())} missing value(s)")
-    x = frame[features]
-    task = metadata["task"]
-    out: dict[str, Any] = {"classes": None, "confusion_matrix": None, "roc_curve": None}
-    if task == "regression":
-        if labels.dtype.kind not in "biuf":
-            raise DataError(f"{source}: label column {label_column!r} has dtype {labels.dtype}; expected numbers")
-        try:
-            predicted = np.asarray(pipeline.predict(x), dtype="float64")
-        except Exception as exc:  # the model's own error: name it with the data file
-            raise DataError(f"{source}: the model could not predict ({type(exc).__name__}: {exc})") from exc
-        y = labels.to_numpy(dtype="float64")
-        out["metrics"] = {
-            "rmse": _safe(lambda a, b: math.sqrt(skm.mean_squared_error(a, b)), y, predicted),
-            "mae": _safe(skm.mean_absolute_error, y, predicted),
-            "r2": _safe(skm.r2_score, y, predicted) if len(y) > 1 else None,
-        }
-        return out
-
-    classes = list(getattr(pipeline, "classes_", metadata.get("classes") or []))
-    classes = [c.item() if hasattr(c, "item") else c for c in classes]
-    y = _labels_like_classes(labels, classes, source, label_column)
-    try:
-        proba = np.asarray(pipeline.predict_proba(x), dtype="float64")
-    except Exception as exc:  # the model's own error: name it with the data file
-        raise DataError(f"{source}: the model could not predict ({type(exc).__name__}: {exc})") from exc
-    predicted = np.asarray(pipeline.classes_)[proba.argmax(axis=1)]
-    binary = len(classes) == 2
-    if binary:
-        index = classes.index(positive) if positive in classes else 1
-        positive = classes[index]
-        truth = y == positive
-        averaging = {"average": "binary", "pos_label": positive}
-        roc_auc = _safe(skm.roc_auc_score, truth, proba[:, index])
-    else:
-        averaging = {"average": "macro", "labels": classes}
-        roc_auc = _safe(skm.roc_auc_score, y, proba, multi_class="ovr", average="macro", labels=classes)
-    out["metrics"] = {
-        "roc_auc": roc_auc,
-        "accuracy": _safe(skm.accuracy_score, y, predicted),
-        "precision": _safe(skm.precision_score, y, predicted, zero_division=0, **averaging),
-        "recall": _safe(skm.recall_score, y, predicted, zero_division=0, **averaging),
-        "f1": _safe(skm.f1_score, y, predicted, zero_division=0, **averaging),
-        "log_loss": _safe(skm.log_loss, y, proba, labels=classes),
-    }
-    out["classes"] = classes
-    matrix = skm.confusion_matrix(y, predicted, labels=classes)
-    out["confusion_matrix"] = {"labels": [str(c) for c in classes], "matrix": matrix.astype(int).tolist()}
-    if binary and truth.any() and not truth.all():
-        fpr, tpr, thresholds = skm.roc_curve(truth, proba[:, index])
-        keep = list(range(len(fpr)))
-        if len(keep) > MAX_ROC_POINTS:
-            keep = sorted(set(np.linspace(0, len(fpr) - 1, MAX_ROC_POINTS).round().astype(int).tolist()))
-        out["roc_curve"] = {
-            "fpr": _downsample(fpr.tolist(), keep),
-            "tpr": _downsample(tpr.tolist(), keep),
-            "thresholds": _downsample(thresholds.tolist(), keep),
-        }
-    return out
-
-
 def _passes(name: str, value: float, bound: float) -> bool:
     return value >= bound if name in HIGHER_IS_BETTER else value <= bound
 
@@ -366,9 +240,18 @@ def decide(
 
 
 def _score_baseline(
-    baseline_model_dir: str, frame, label_column: str, eval_path: str, task: str, positive: Any = None
+    baseline_model_dir: str,
+    frame,
+    label_column: str,
+    eval_path: str,
+    task: str,
+    positive: Any = None,
+    columns: list | None = None,
 ) -> dict:
-    """Load and score the baseline; raise BaselineError naming the baseline and the problem."""
+    """Load and score the baseline; raise BaselineError naming the baseline and the problem.
+
+    Features the baseline needs beyond the candidate's are read from the eval file then (only those columns).
+    """
     with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
         try:
             local = fetch_model_dir(baseline_model_dir, tmp)
@@ -379,8 +262,13 @@ def _score_baseline(
             raise BaselineError(
                 f"baseline model {baseline_model_dir} is a {metadata['task']} model; the candidate is {task}"
             )
+        extra = [c for c in metadata["feature_order"] if c not in frame.columns and c in (columns or [])]
+        if extra:
+            import pandas as pd
+
+            frame = pd.concat([frame, read_columns(eval_path, extra)], axis=1)
         try:
-            return score(pipeline, metadata, frame, label_column, eval_path, positive)["metrics"]
+            return score(pipeline, metadata, frame, label_column, eval_path, positive, columns)["metrics"]
         except DataError as exc:
             raise BaselineError(f"baseline model {baseline_model_dir} cannot score the eval data: {exc}") from exc
 
@@ -428,17 +316,21 @@ def evaluate(
         logger.warning(
             "label_column %r differs from the label %r the model was trained on", label_column, metadata["label_column"]
         )
-    frame = read_parquet(eval_path, "eval dataset")
+    columns = file_columns(eval_path, "eval dataset")
+    frame = read_columns(eval_path, [c for c in [*metadata["feature_order"], label_column] if c in columns])
     if len(frame) == 0:
         raise DataError(f"{eval_path}: the eval dataset has no rows")
     positive, decisions = _positive_class(pipeline, metadata, frame, label_column, positive_class, str(eval_path))
-    scored = score(pipeline, metadata, frame, label_column, str(eval_path), positive)
+    scored = score(pipeline, metadata, frame, label_column, str(eval_path), positive, columns)
+    del pipeline
 
     baseline_metrics = None
     baseline_problem = None
     if baseline_model_uri:
         try:
-            baseline_metrics = _score_baseline(baseline_model_uri, frame, label_column, str(eval_path), task, positive)
+            baseline_metrics = _score_baseline(
+                baseline_model_uri, frame, label_column, str(eval_path), task, positive, columns
+            )
         except BaselineError as exc:
             baseline_problem = str(exc)
     blessed, reasons, verdicts = decide(
