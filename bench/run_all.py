@@ -5,7 +5,7 @@
    it has them);
 3. statistics_inprocess.py: our statistics step vs in-process TFDV;
 4. compile_time.py: ``kfp-tabular compile`` vs a trivial one-step pipeline;
-5. scale.py: exponents over 50k, 100k, 1M (reused from 1 where measured) and any ``--scale-rows`` (e.g. 5M).
+5. scale.py: exponents over 100k, 1M (reused from 1) and any ``--scale-rows`` (e.g. 5M).
 
 A bench that fails is reported as failed in the table, with its error; the others still run. Results (the table,
 the load at start and end, each bench's JSON) go to ``--output`` (default local_outputs/bench).
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="+", default=[50_000, 1_000_000], help="end-to-end sizes")
     parser.add_argument("--tfx-rows", type=int, default=1_000_000)
-    parser.add_argument("--stats-rows", type=int, default=200_000)
+    parser.add_argument("--stats-rows", type=int, default=1_000_000)
     parser.add_argument("--scale-rows", type=int, nargs="*", default=[], help="more scale sizes, e.g. 5000000")
     parser.add_argument("--output", default="local_outputs/bench", help="results.md and each bench's JSON go here")
     parser.add_argument("--table-only", action="store_true", help="print the table of the JSON files in --output")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results["statistics_inprocess"] = run_bench("statistics_inprocess", ["--rows", str(args.stats_rows)], out)
     results["compile_time"] = run_bench("compile_time", [], out)
-    scale_rows = sorted({100_000, *args.rows, *args.scale_rows})
+    scale_rows = sorted({100_000, 1_000_000, *args.scale_rows})
     scale_args = ["--rows", *map(str, scale_rows), "--workdir", str(work / "scale")]
     if "error" not in results["end_to_end"]:
         scale_args += ["--reuse", str(out / "end_to_end.json")]

@@ -6,7 +6,7 @@ b well under 1 means a fixed cost still dominates at these sizes. Sizes already 
 can be passed in with ``--reuse`` (its JSON, or an earlier scale.py's) instead of being run again.
 
     .venv/bin/python bench/scale.py --rows 100000 1000000
-    .venv/bin/python bench/scale.py --rows 5000000 --reuse local_outputs/bench/scale.json   # add 5M to a fit
+    .venv/bin/python bench/scale.py --rows 100000 1000000 5000000 --reuse local_outputs/bench/scale.json  # add 5M
 """
 
 from __future__ import annotations
@@ -104,15 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000], help="sizes to run")
     parser.add_argument(
-        "--reuse", nargs="*", default=[], help="end_to_end.py or scale.py --json files: their sizes are not run again"
+        "--reuse",
+        nargs="*",
+        default=[],
+        help="end_to_end.py or scale.py --json files: the sizes of --rows they hold are not run again",
     )
     parser.add_argument("--workdir", default="", help="default: a temporary directory")
     parser.add_argument("--json", default="", help="also write the result as JSON here")
     args = parser.parse_args(argv)
     bl.load_line("start")
     points: dict[int, dict] = {}
-    for path in args.reuse:
-        points.update({p["rows"]: p for p in points_from_json(path)})
+    for path in args.reuse:  # only the sizes asked for: a reused file may hold others (e.g. a cold first run)
+        points.update({p["rows"]: p for p in points_from_json(path) if p["rows"] in args.rows})
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for rows in args.rows:
             if rows not in points:
