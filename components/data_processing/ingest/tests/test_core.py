@@ -197,6 +197,36 @@ def test_splits_partition_the_rows(tmp_path, churn):
     assert train.trace.is_monotonic_increasing and evaluation.trace.is_monotonic_increasing
 
 
+@pytest.mark.parametrize("stratify", [True, False])
+def test_split_on_positions_is_scikit_learns_split_of_the_frame(churn, stratify):
+    from sklearn.model_selection import train_test_split
+
+    from kfp_tabular.components.data_processing.ingest import core
+
+    labels = churn["churned"] if stratify else None
+    train, evaluation = core._split("data.csv", churn, labels, 700, 42)
+    expected = train_test_split(churn, test_size=700, random_state=42, shuffle=True, stratify=labels)
+    pd.testing.assert_frame_equal(train, expected[0].sort_index())
+    pd.testing.assert_frame_equal(evaluation, expected[1].sort_index())
+
+
+def test_splits_are_written_in_bounded_row_groups(tmp_path, churn, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from kfp_tabular.components.data_processing.ingest import core
+
+    assert core.row_group_rows(pd.DataFrame({"a": [1]})) == core.ROW_GROUP_ROWS[1]  # narrow: the most rows
+    wide = pd.DataFrame(np.zeros((1, 20_000)))
+    assert core.row_group_rows(wide) == core.ROW_GROUP_ROWS[0]  # very wide: the fewest
+    monkeypatch.setattr(core, "ROW_GROUP_ROWS", (100, 1 << 20))
+    monkeypatch.setattr(core, "ROW_GROUP_BYTES", 100 * 8 * len(churn.columns))
+    churn.to_parquet(tmp_path / "d.parquet", index=False)
+    result = run(tmp_path / "d.parquet", tmp_path / "out")
+    train = pq.ParquetFile(tmp_path / "out" / "train")
+    assert train.metadata.num_row_groups == -(-result.train_rows // 100)
+    assert max(train.metadata.row_group(i).num_rows for i in range(train.metadata.num_row_groups)) == 100
+
+
 def test_stratification_keeps_the_class_ratio(tmp_path):
     frame = generate(3000, seed=11)
     frame.to_parquet(tmp_path / "d.parquet", index=False)
