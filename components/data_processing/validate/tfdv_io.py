@@ -14,10 +14,17 @@ from kfp_tabular.components.common.tfdv_schema import parse_schema
 
 
 def tfdv():
-    """Import TFDV (slow, heavy): only when statistics or validation are really needed."""
+    """Import TFDV (slow, heavy): only when statistics or validation are really needed.
+
+    Its numeric-histogram code is replaced by vectorised functions that give the same protos
+    (:mod:`.tfdv_histograms`): minutes saved on wide data.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow_data_validation
 
+    from kfp_tabular.components.data_processing.validate import tfdv_histograms
+
+    tfdv_histograms.install()
     return tensorflow_data_validation
 
 
