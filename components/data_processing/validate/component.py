@@ -32,7 +32,8 @@ def validate_data(
     drift_alpha: float = 0.01,
     drift_gate: str = "baseline",
     fail_on_anomalies: bool = True,
-    statistics_backend: str = "dataframe",
+    statistics_backend: str = "auto",
+    memory_budget_mb: int = 0,
     beam_pipeline_args: list = [],
 ) -> NamedTuple("Outputs", [("anomaly_count", int), ("drifted_features", list)]):
     """Validate train and eval data with TensorFlow Data Validation; fail the run on anomalies or real drift.
@@ -46,7 +47,8 @@ def validate_data(
     Args:
         train_data: Train split, one Parquet file (from the ingest component).
         eval_data: Eval split, one Parquet file.
-        train_statistics: Train statistics, binary TFDV ``DatasetFeatureStatisticsList``.
+        train_statistics: Train statistics, binary TFDV ``DatasetFeatureStatisticsList``; metadata: the backend
+            that computed them and, with ``auto``, the decision that chose it (``decisions``).
         eval_statistics: Eval statistics, binary TFDV ``DatasetFeatureStatisticsList``.
         schema: The schema used, text proto: the curated file unchanged or the inferred schema.
         anomalies: TFDV ``Anomalies`` text proto of all splits (keys ``<split>/<feature>``).
@@ -64,6 +66,7 @@ def validate_data(
     """
     import collections
 
+    from kfp_tabular.components.common.decisions import METADATA_KEY, to_metadata
     from kfp_tabular.components.data_processing.validate import core, statistics
     from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
@@ -78,6 +81,7 @@ def validate_data(
         drift_gate=drift_gate,
         fail_on_anomalies=fail_on_anomalies,
         statistics_backend=statistics_backend,
+        memory_budget_mb=memory_budget_mb,
         beam_pipeline_args=beam_pipeline_args,
     )
     backend, args = request.statistics_backend, request.beam_pipeline_args
@@ -101,7 +105,8 @@ def validate_data(
                 "num_examples": result.num_examples[split],
                 "num_features": result.num_features[split],
                 "format": "tfdv.DatasetFeatureStatisticsList (binary proto)",
-                "backend": statistics_backend,
+                "backend": result.statistics_backend,
+                METADATA_KEY: to_metadata(result.decisions),
             }
         )
     schema.metadata.update(

@@ -3,7 +3,8 @@
 :func:`validate` orchestrates the steps TFX splits over StatisticsGen, SchemaGen/ImportSchemaGen,
 ExampleValidator and DistributionValidator, each in its own module:
 
-1. ``statistics``: statistics of the train and eval Parquet files (TFDV in memory, or a Beam pipeline);
+1. ``statistics``: statistics of the train and eval Parquet files (TFDV in memory, or a Beam pipeline;
+   ``backend`` picks one by the data's estimated size when ``statistics_backend="auto"``);
 2. ``schema``: the curated one from ``schema_uri`` (passed on unchanged) or one inferred from the train
    statistics, with the label kept out of the ``SERVING`` environment;
 3. ``anomalies``: train and eval validated in ``TRAINING``, serving statistics (when given) in ``SERVING``;
@@ -24,6 +25,7 @@ import logging
 from kfp_tabular.components.common.artifacts import write_text
 from kfp_tabular.components.common.errors import DataError, ValidationFailed
 from kfp_tabular.components.data_processing.validate import anomalies as tfdv_anomalies
+from kfp_tabular.components.data_processing.validate import backend as backends
 from kfp_tabular.components.data_processing.validate import drift, reports, statistics, tfdv_io
 from kfp_tabular.components.data_processing.validate import schema as schemas
 from kfp_tabular.components.data_processing.validate.request import ValidateRequest
@@ -32,9 +34,9 @@ from kfp_tabular.components.data_processing.validate.results import ValidationRe
 logger = logging.getLogger(__name__)
 
 
-def _train_statistics_and_schema(train_path: str, request: ValidateRequest, curated):
+def _train_statistics_and_schema(train_path: str, request: ValidateRequest, curated, backend: str):
     """Train statistics (one pass) and the schema: the curated one, or one inferred from those statistics."""
-    backend, args = request.statistics_backend, request.beam_pipeline_args
+    args = request.beam_pipeline_args
     # A schema shapes the statistics (categorical INT features get value counts for L-infinity). Without a
     # curated one, a partial schema marks the small-range integer columns the inferred schema will call
     # categorical, found from the Parquet footer, so the statistics need no second pass.
@@ -98,10 +100,13 @@ def validate(
         compared[field] = tfdv_io.load_statistics(uri, field) if uri else None
     baseline, serving = compared["baseline_statistics_uri"], compared["serving_statistics_uri"]
 
-    train, schema = _train_statistics_and_schema(train_path, request, curated)
-    evaluation = statistics.generate_statistics(
-        eval_path, request.statistics_backend, request.beam_pipeline_args, schema
+    choice = backends.choose(
+        request.statistics_backend, [train_path, eval_path], request.memory_budget_mb, request.beam_pipeline_args
     )
+    if choice.decision is not None:
+        logger.info("%s", choice.decision.line())
+    train, schema = _train_statistics_and_schema(train_path, request, curated, choice.backend)
+    evaluation = statistics.generate_statistics(eval_path, choice.backend, request.beam_pipeline_args, schema)
     for field, stats in compared.items():
         if stats is not None:
             schemas.check_comparable(train, stats, getattr(request, field), field, request.label_column)
@@ -136,6 +141,8 @@ def validate(
         schema_features=len(schema.feature),
         label_column=request.label_column,
         notes=notes,
+        statistics_backend=choice.backend,
+        decisions=[choice.decision] if choice.decision is not None else [],
     )
 
     markdown = reports.render_markdown(result)

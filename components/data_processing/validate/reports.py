@@ -115,9 +115,11 @@ def render_markdown(result: ValidationResult) -> str:
         "",
         f"Schema: {schema_line} ({result.schema_features} features). Examples: {examples}.",
         "",
-        "## Anomalies",
-        "",
     ]
+    if result.statistics_backend:
+        why = "; ".join(d.reason for d in result.decisions if d.subject == "statistics_backend")
+        lines += [f"Statistics backend: {result.statistics_backend}" + (f" ({why})." if why else "."), ""]
+    lines += ["## Anomalies", ""]
     if result.anomalies:
         lines += _md_table(["split", "feature", "anomaly", "description"], _anomaly_rows(result))
     else:

@@ -90,9 +90,19 @@ class ValidateRequest:
         True,
     )
     statistics_backend: str = param(
-        f"How statistics are computed, one of {', '.join(BACKENDS)}: ``dataframe``: TFDV in memory, one process; "
-        "``beam``: a Beam pipeline (in-process FnApiRunner unless ``beam_pipeline_args`` name a runner).",
-        "dataframe",
+        f"How statistics are computed, one of {', '.join(BACKENDS)}: ``dataframe``: TFDV in memory, one process "
+        "(fastest while the data fits); ``beam``: a Beam pipeline streaming the file in batches, memory bounded "
+        "(in-process FnApiRunner unless ``beam_pipeline_args`` name a runner); ``auto``: ``dataframe`` when the "
+        "larger split's size in memory, estimated from its Parquet footer, fits memory_budget_mb, else ``beam`` "
+        "(the choice and both numbers are a decision in the statistics artifacts' metadata). All give the same "
+        "statistics.",
+        "auto",
+    )
+    memory_budget_mb: int = param(
+        "Memory (MB) the ``dataframe`` backend may use when statistics_backend is ``auto``; 0: half the task's "
+        "memory: the container's limit (a KFP pod's memory limit) when there is one, else the machine's available "
+        "memory.",
+        0,
     )
     beam_pipeline_args: list = param(
         'Beam options for the ``beam`` backend, e.g. ``["--runner=DataflowRunner", "--project=p", ...]``; '
@@ -113,5 +123,8 @@ class ValidateRequest:
             raise ConfigError(f"drift_gate: expected one of {', '.join(DRIFT_GATES)}, got {self.drift_gate!r}")
         if not isinstance(self.fail_on_anomalies, bool):
             raise ConfigError(f"fail_on_anomalies: expected true or false, got {self.fail_on_anomalies!r}")
+        budget = self.memory_budget_mb
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise ConfigError(f"memory_budget_mb: expected a whole number of MB >= 0 (0: automatic), got {budget!r}")
         args = check_backend(self.statistics_backend, self.beam_pipeline_args, field="statistics_backend")
         object.__setattr__(self, "beam_pipeline_args", args)

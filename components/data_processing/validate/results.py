@@ -82,6 +82,8 @@ class ValidationResult:
         label_column: The label feature.
         notes: What was reported but does not fail the run (rare unseen values tolerated by an open domain,
             coarse baseline statistics, features not compared).
+        statistics_backend: The backend that computed the statistics (``dataframe`` or ``beam``).
+        decisions: Decisions taken for the user (``statistics_backend="auto"``: the backend chosen and why).
     """
 
     anomalies: list[Anomaly]
@@ -93,6 +95,8 @@ class ValidationResult:
     schema_features: int
     label_column: str
     notes: list[str] = dataclasses.field(default_factory=list)
+    statistics_backend: str = ""
+    decisions: list = dataclasses.field(default_factory=list)
 
     @property
     def flagged(self) -> list[DriftMeasurement]:
@@ -155,4 +159,6 @@ class ValidationResult:
             "num_features": dict(self.num_features),
             "schema_features": self.schema_features,
             "label_column": self.label_column,
+            "statistics_backend": self.statistics_backend,
+            "decisions": [d.as_dict() for d in self.decisions],
         }

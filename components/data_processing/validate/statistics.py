@@ -21,7 +21,8 @@ from kfp_tabular.components.data_processing.validate import tfdv_io
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("dataframe", "beam")
+#: ``auto`` picks ``dataframe`` or ``beam`` by the data's estimated size in memory (``backend.choose``).
+BACKENDS = ("auto", "dataframe", "beam")
 
 #: Beam runners (lower case, with or without the "runner" suffix) that run on this machine and can therefore read
 #: the task's local artifact files (Beam's StandardOptions.LOCAL_RUNNERS).
@@ -68,7 +69,7 @@ def check_backend(backend: str, beam_pipeline_args, field: str = "backend") -> l
     bad = [a for a in args if isinstance(a, bool) or not isinstance(a, (str, int, float))]
     if bad:
         raise ConfigError(f"beam_pipeline_args: expected a list of strings like '--runner=DirectRunner', got {bad!r}")
-    if args and backend != "beam":
+    if args and backend == "dataframe":
         logger.warning("beam_pipeline_args are ignored with backend=%r (only backend='beam' runs Beam)", backend)
     return [str(a) for a in args]
 
@@ -97,13 +98,19 @@ def select_data_location(path: str, uri: str, backend: str, beam_pipeline_args: 
         beam_pipeline_args: Beam pipeline options (``--runner=...``).
 
     Returns:
-        ``uri`` for the ``beam`` backend on a runner other than the local ones when ``uri`` is a URL Beam's
-        file systems read (``gs://``, ``s3://``, ``hdfs://``, ``azfs://``), else ``path``.
+        ``uri`` for the ``beam`` backend (or ``auto``, which picks ``beam`` for such a runner) on a runner other
+        than the local ones when ``uri`` is a URL Beam's file systems read (``gs://``, ``s3://``, ``hdfs://``,
+        ``azfs://``), else ``path``.
     """
-    runner = beam_option(list(beam_pipeline_args or []), "runner").lower()
-    if backend == "beam" and runner not in LOCAL_BEAM_RUNNERS and (uri or "").startswith(BEAM_URL_SCHEMES):
+    if remote_runner(beam_pipeline_args) and backend in ("beam", "auto") and (uri or "").startswith(BEAM_URL_SCHEMES):
         return uri
     return path
+
+
+def remote_runner(beam_pipeline_args) -> str:
+    """Return the runner the Beam arguments name when it is not one of the local ones (``""`` otherwise)."""
+    runner = beam_option(list(beam_pipeline_args or []), "runner")
+    return runner if runner.lower() not in LOCAL_BEAM_RUNNERS else ""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -311,13 +318,17 @@ def generate_statistics(data_path: str, backend: str = "dataframe", beam_pipelin
 
     Args:
         data_path: Parquet file: a local path, or (backend ``beam``) any location the Beam runner can read.
-        backend: ``dataframe`` or ``beam``.
+        backend: ``dataframe``, ``beam`` or ``auto`` (:func:`.backend.choose` picks one by size).
         beam_pipeline_args: Beam pipeline options (strings).
         schema: A ``Schema`` to shape the statistics: INT features it marks categorical get value counts.
 
     Raises:
         DataError: The file is missing, not Parquet, or has no rows.
     """
+    if backend == "auto":
+        from kfp_tabular.components.data_processing.validate import backend as backends
+
+        backend = backends.choose(backend, [data_path], beam_pipeline_args=beam_pipeline_args).backend
     if backend == "beam":
         stats = _beam_statistics(data_path, list(beam_pipeline_args), schema)
     else:
@@ -340,7 +351,8 @@ def compute_statistics(
         data_path: Parquet file: a local path, or (backend ``beam``) any location the Beam runner can read.
         backend: ``dataframe``: TFDV in memory, one process (fast for data that fits in memory);
             ``beam``: a Beam pipeline with ``beam_pipeline_args`` (in-process FnApiRunner unless the arguments name
-            Dataflow, Flink, Spark, ...). Both give the same statistics.
+            Dataflow, Flink, Spark, ...); ``auto``: ``dataframe`` when the file's estimated size in memory fits
+            the memory budget, else ``beam`` (``backend.choose``). All give the same statistics.
         beam_pipeline_args: Beam pipeline options, e.g. ``["--runner=DataflowRunner", "--temp_location=gs://..."]``.
             Remote runners write their result under ``--temp_location``.
         output_path: When given, the statistics are also written there (binary proto, atomically).

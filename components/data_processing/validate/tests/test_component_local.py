@@ -1,5 +1,6 @@
 """The validate_data component run for real: kfp.local SubprocessRunner, and its function called directly."""
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,6 +122,8 @@ def test_python_func_warn_only_sets_metadata_and_metrics(data, tmp_path):
     assert outs["anomalies"].metadata["ok"] is False
     assert outs["anomalies"].metadata["drifted_features"] == result.drifted_features
     assert outs["schema"].metadata["source"] == "curated"
+    # statistics_backend="auto" (the default) chose the in-memory path for this small data, and says why.
+    decisions = outs["eval_statistics"].metadata.pop("decisions")
     assert outs["eval_statistics"].metadata == {
         "split": "eval",
         "num_examples": 1000,
@@ -128,6 +131,11 @@ def test_python_func_warn_only_sets_metadata_and_metrics(data, tmp_path):
         "format": "tfdv.DatasetFeatureStatisticsList (binary proto)",
         "backend": "dataframe",
     }
+    assert [(d["step"], d["subject"], d["action"]) for d in decisions] == [
+        ("validate", "statistics_backend", "dataframe")
+    ]
+    assert re.fullmatch(r"statistics: dataframe \(in memory\): ~[\d.]+ [MG]B estimated <= budget .+", decisions[0]["reason"])
+    assert outs["train_statistics"].metadata["decisions"] == decisions
     for name, artifact in outs.items():
         if name != "metrics":
             assert Path(artifact.path).stat().st_size > 0, name

@@ -15,7 +15,7 @@ def test_defaults_and_normalisation():
     assert request.numeric_drift_threshold == 1.0 and isinstance(request.numeric_drift_threshold, float)
     assert request.categorical_drift_threshold == 0.05 and ValidateRequest("y").numeric_drift_threshold == 0.03
     assert request.drift_gate == "baseline" and request.drift_alpha == 0.01
-    assert request.statistics_backend == "dataframe" and request.fail_on_anomalies is True
+    assert request.statistics_backend == "auto" and request.memory_budget_mb == 0 and request.fail_on_anomalies is True
     assert request.beam_pipeline_args == ["--num_workers", "2"]
     assert ValidateRequest("y").beam_pipeline_args == [] and ValidateRequest("y").beam_pipeline_args is not (
         ValidateRequest("y").beam_pipeline_args
@@ -30,7 +30,7 @@ def test_defaults_and_normalisation():
         ("categorical_drift_threshold", 1.5, r"categorical_drift_threshold: expected a number in \(0, 1\]"),
         ("categorical_drift_threshold", "high", r"categorical_drift_threshold: expected a number in \(0, 1\]"),
         ("categorical_drift_threshold", True, r"categorical_drift_threshold: expected a number in \(0, 1\]"),
-        ("statistics_backend", "pandas", "statistics_backend: expected one of dataframe, beam, got 'pandas'"),
+        ("statistics_backend", "pandas", "statistics_backend: expected one of auto, dataframe, beam, got 'pandas'"),
         ("beam_pipeline_args", ["--runner", {"a": 1}], "beam_pipeline_args: expected a list of strings"),
         ("beam_pipeline_args", "--runner=DirectRunner", "beam_pipeline_args: expected a list of strings"),
         ("label_column", "", "label_column: expected the name of the label column"),

@@ -94,7 +94,7 @@ def test_compute_statistics_bad_data_names_the_file(tmp_path, backend, make, err
 @pytest.mark.parametrize(
     "backend, args, error",
     [
-        ("spark", [], "backend: expected one of dataframe, beam, got 'spark'"),
+        ("spark", [], "backend: expected one of auto, dataframe, beam, got 'spark'"),
         ("beam", ["--runner", None], "beam_pipeline_args: expected a list of strings"),
         ("beam", "--runner=DirectRunner", "beam_pipeline_args: expected a list of strings"),
     ],
