@@ -88,13 +88,15 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         drift_alpha: float = 0.01,
         drift_gate: str = "baseline",
         fail_on_anomalies: bool = True,
-        statistics_backend: str = "dataframe",
+        statistics_backend: str = "auto",
+        memory_budget_mb: int = 0,
         beam_pipeline_args: list = [],
         estimator: str = "hist_gradient_boosting",
         hyperparameters: dict = {},
         max_categories: int = 50,
         min_frequency: int = 5,
         memory_limit_mb: int = 0,
+        max_train_rows: int = 0,
         thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
         baseline_model_uri: str = "",
         tolerance: float = 0.01,
@@ -146,6 +148,7 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             drift_gate=drift_gate,
             fail_on_anomalies=fail_on_anomalies,
             statistics_backend=statistics_backend,
+            memory_budget_mb=memory_budget_mb,
             beam_pipeline_args=beam_pipeline_args,
         )
         # No retry: anomalies fail the same way every time; the only I/O (the statistics baseline) is small.
@@ -162,6 +165,7 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             max_categories=max_categories,
             min_frequency=min_frequency,
             memory_limit_mb=memory_limit_mb,
+            max_train_rows=max_train_rows,
         )
         _resources(train_task, "train")
 
