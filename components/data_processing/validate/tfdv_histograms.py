@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 CHECKED_VERSIONS = ("1.16.",)
 
 _ORIGINALS: dict = {}
+#: Inside :func:`stock`: :func:`install` (called by every ``tfdv_io.tfdv()``) leaves TFDV's own functions.
+_SUSPENDED = []
 
 
 def _module():
@@ -155,6 +157,8 @@ def install() -> bool:
     """Put the vectorised functions in place of TFDV's (idempotent); False when this TFDV version is unchecked."""
     import tensorflow_data_validation
 
+    if _SUSPENDED:
+        return False
     version = getattr(tensorflow_data_validation, "__version__", "")
     if not version.startswith(CHECKED_VERSIONS):
         checked = ", ".join(CHECKED_VERSIONS)
@@ -179,8 +183,10 @@ def stock():
     """Run a block with TFDV's own histogram code (benchmarks and tests compare the two)."""
     installed = bool(_ORIGINALS) and getattr(_module(), "_get_bin_weights") is get_bin_weights
     uninstall()
+    _SUSPENDED.append(True)
     try:
         yield
     finally:
+        _SUSPENDED.pop()
         if installed:
             install()
