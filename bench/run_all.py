@@ -42,6 +42,17 @@ def run_bench(name: str, args: list[str], out: Path) -> dict:
     return {**json.loads(json_path.read_text(encoding="utf-8")), "bench_seconds": seconds}
 
 
+def code_version() -> str:
+    """Return the commit the bench ran and how many tracked files differed from it (others edit the checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        dirty = subprocess.run(["git", "status", "--short", "-uno"], capture_output=True, text=True, cwd=HERE)
+    except OSError as exc:
+        return f"code: unknown ({exc})"
+    changed = len(dirty.stdout.splitlines())
+    return f"code: {head.stdout.strip() or '?'}" + (f" + uncommitted changes in {changed} file(s)" if changed else "")
+
+
 def table(results: dict) -> str:
     """One row per comparison: what, ours, baseline, ratio."""
     rows = []
@@ -162,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     load_start = bl.load_line("start")
+    version = code_version()
+    print(f"[bench] {version}", flush=True)
     results = {}
     rows = [str(r) for r in args.rows]
     results["end_to_end"] = run_bench("end_to_end", ["--rows", *rows, "--workdir", str(work / "e2e")], out)
@@ -185,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"- {load_start}",
             f"- {load_end}",
+            f"- {version} at the start (the tasks run the checkout's code as it is when each starts)",
             "",
             table(results),
             "",
