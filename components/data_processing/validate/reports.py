@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from kfp_tabular.components.common.report_html import page, summary_strip
+from kfp_tabular.components.data_processing.validate import report_charts
 from kfp_tabular.components.data_processing.validate.results import ValidationResult
 from kfp_tabular.components.data_processing.validate.schema import in_environment
 from kfp_tabular.components.data_processing.validate.statistics import feature_name
@@ -190,14 +192,14 @@ def _feature_rows(stats) -> tuple[list[list[str]], list[list[str]]]:
 
 
 _CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.3em; margin-top: 1.6em; } h3 { font-size: 1.1em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .verdict { padding: 0.6em 1em; border-radius: 4px; font-weight: bold; display: inline-block; }
 .ok { background: #e3f4e1; color: #1d5e1a; } .fail { background: #fbe3e3; color: #8a1c1c; }
-tr.drifted td { background: #fff3d6; } .muted { color: #666; }
+tr.drifted td { background: #fff3d6; } .muted { color: #666; } .small { font-size: 0.8em; }
+b.bad, .mark.bad { color: #a3320b; } b.warn, .mark.warn { color: #8a5a00; }
+.mark { font-size: 0.8em; border: 1px solid currentColor; border-radius: 3px; padding: 0 0.3em; margin-left: 0.3em; }
+table.features td { vertical-align: top; } table.features td:last-child { font-size: 0.85em; max-width: 34em; }
+tr.fails td:first-child { border-left: 4px solid #D55E00; }
+tr.flagged td:first-child { border-left: 4px solid #E69F00; }
 """
 
 
@@ -239,8 +241,55 @@ def _schema_rows(schema) -> list[list[str]]:
     return rows
 
 
-def render_html_report(result: ValidationResult, train, evaluation, schema) -> str:
-    """Render a self-contained HTML page (inline CSS, no scripts, no external resources) that renders offline."""
+def _summary(result: ValidationResult, decisions: list) -> str:
+    """Return the summary strip: anomalies, failing drift, reported-only flags, decisions, the schema source."""
+    reported = len(set(result.flagged_features) - set(result.drifted_features))
+    return summary_strip(
+        [
+            ("anomalies", len(result.anomalies), "bad" if result.anomalies else "ok"),
+            ("features drifted (fail the run)", len(result.drifted_features), "bad" if result.drifted else "ok"),
+            ("features flagged (reported only)", reported),
+            ("decisions taken for you", len(decisions), "info"),
+            ("schema", result.schema_source, "info"),
+        ]
+    )
+
+
+def _decisions_html(decisions: list) -> str:
+    if not decisions:
+        return '<p class="muted">No decision was taken for you.</p>'
+    rows = [[d.step, d.subject or "(dataset)", d.action, d.reason] for d in decisions]
+    return _html_table(["step", "column / field", "decision", "why"], rows)
+
+
+def render_html_report(
+    result: ValidationResult,
+    train,
+    evaluation,
+    schema,
+    *,
+    baseline=None,
+    serving=None,
+    decisions: list | None = None,
+    max_charts: int = report_charts.MAX_CHARTS,
+) -> str:
+    """Render a self-contained HTML page (inline CSS and SVG, no scripts, no external resources) that renders offline.
+
+    At the top a summary strip (anomalies, features drifted and flagged, decisions, schema source); then one row
+    per feature, failing ones first, with its distributions in train, eval, ``baseline`` and ``serving`` (the
+    statistics given) overlaid next to its drift distances (``report_charts``; charts for the first
+    ``max_charts`` features); then the decisions, anomalies, drift, per-split feature and schema tables.
+
+    Args:
+        result: What validation found.
+        train: Train statistics.
+        evaluation: Eval statistics.
+        schema: The schema.
+        baseline: The baseline statistics compared against, if any.
+        serving: The serving statistics compared against, if any.
+        decisions: Decisions taken upstream (ingest's), shown before validate's own (``result.decisions``).
+        max_charts: Features drawn with a chart.
+    """
     e = html.escape
     verdict = "PASSED" if result.ok else "FAILED"
     schema_line = (
@@ -248,17 +297,22 @@ def render_html_report(result: ValidationResult, train, evaluation, schema) -> s
         if result.schema_source == "curated"
         else "inferred from the train statistics"
     )
+    taken = list(decisions or []) + list(result.decisions)
+    splits = {"train": train, "eval": evaluation, "baseline": baseline, "serving": serving}
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>Data validation report</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Data validation report</h1>",
+        _summary(result, taken),
         f'<p><span class="verdict {"ok" if result.ok else "fail"}">{verdict}</span> {e(_verdict_counts(result))}.</p>',
         f"<p>Label: <code>{e(result.label_column)}</code>. Schema: {schema_line} ({result.schema_features} "
         "features). Examples: "
         + ", ".join(f"{e(split)} {count}" for split, count in result.num_examples.items())
         + ".</p>",
+        "<h2>Features</h2>",
+        '<p class="muted">Each side\'s share of its values: numeric features on common equal-width bins re-binned '
+        "from the statistics' 100 quantile buckets, categorical features by value (the most common ones). "
+        f"{e(DRIFT_METHOD)}</p>",
+        report_charts.feature_rows(result, splits, max_charts),
+        "<h2>Decisions taken for you</h2>",
+        _decisions_html(taken),
         "<h2>Anomalies</h2>",
     ]
     if result.anomalies:
@@ -297,5 +351,4 @@ def render_html_report(result: ValidationResult, train, evaluation, schema) -> s
         '<p class="muted">Booleans are INT features with values 0/1. Drift and skew: Jensen-Shannon distance for '
         "numeric features, L-infinity distance for categorical features, each with its sampling-noise bound.</p>"
     )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return page("Data validation report", "\n".join(parts), css=_CSS)
