@@ -137,9 +137,46 @@ def chart_demo(folder: Path) -> Path:
     return path
 
 
+def validation_report(folder: Path) -> Path:
+    """Write the validation report of a real validate run: a drifted batch (default data's churn generator,
+    variant "drifted") against a baseline's statistics (the default variant), curated schema.
+
+    ``core.validate`` does not yet hand the baseline statistics to the report, so the page is rendered again
+    from the run's own outputs with them (the same function, the same result and statistics).
+    """
+    from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
+    from kfp_tabular.components.data_processing.validate import core, reports, statistics, tfdv_io
+    from kfp_tabular.components.data_processing.validate.request import ValidateRequest
+
+    schema = str(Path(synthetic.__file__).parent / "churn_schema.pbtxt")
+    baseline = str(folder / "baseline.pb")
+    base = synthetic.write(synthetic.generate(3000, 31), folder / "baseline.parquet")
+    statistics.compute_statistics(base, output_path=baseline, schema_uri=schema)
+    train = synthetic.write(synthetic.generate(3000, 32, "drifted"), folder / "train.parquet")
+    evaluation = synthetic.write(synthetic.generate(1000, 33, "drifted"), folder / "eval.parquet")
+    out = {name: str(folder / name) for name in ("train_statistics_path", "eval_statistics_path", "schema_path")}
+    request = ValidateRequest(
+        synthetic.LABEL, schema_uri=schema, baseline_statistics_uri=baseline, fail_on_anomalies=False
+    )
+    result = core.validate(train, evaluation, request, report_path=str(folder / "core-report.html"), **out)
+    assert result.drifted_features and result.anomalies, "the drifted batch should fail against the baseline"
+    page = reports.render_html_report(
+        result,
+        tfdv_io.load_statistics(out["train_statistics_path"]),
+        tfdv_io.load_statistics(out["eval_statistics_path"]),
+        tfdv_io.load_schema(out["schema_path"]),
+        baseline=tfdv_io.load_statistics(baseline),
+    )
+    assert page.count('data-series="train,eval,baseline"') == 11  # every feature but has_partner (baseline only)
+    path = folder / "validation-report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
 #: (build, expected chart counts by kind, id): the lead adds the validation and evaluation reports here.
 REPORTS = [
     pytest.param(chart_demo, {"histogram": 4, "bars": 2, "lines": 4, "heatmap": 1, "scatter": 1}, id="chart-demo"),
+    pytest.param(validation_report, {"histogram": 5, "bars": 7}, id="validation-report"),
 ]
 
 EXTERNAL_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
