@@ -454,6 +454,7 @@ def train(
             len(y), plan.rows, request.seed, y.to_numpy() if resolved_task == "classification" else None
         )
         table, y = table.take(take), y.iloc[take].reset_index(drop=True)
+    table = table.drop([label_column])  # the labels are already in y
     x = coerce_features(table.to_pandas(split_blocks=True, self_destruct=True), features, source)
     schema_entries = input_schema(x, features)
     del table
