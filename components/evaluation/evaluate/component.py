@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from kfp_tabular.components.common import params
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
@@ -20,6 +20,7 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     blessing: Output[Artifact],
     report: Output[Markdown],
+    report_html: Output[HTML],
     thresholds: dict = {"roc_auc": 0.7, "r2": 0.0},
     baseline_model_uri: str = "",
     tolerance: float = 0.01,
@@ -39,7 +40,12 @@ def evaluate(
         blessing: Output blessing JSON: blessed, reasons, metrics, baseline_metrics, thresholds, tolerance,
             model_sha256; its metadata adds the task, the positive class and the evaluation's decisions.
         report: Output Markdown report: metrics table (candidate, baseline, threshold, pass/fail), verdict,
-            confusion matrix, positive class, and the decisions taken for the user upstream and here.
+            confusion matrix, positive class, and the decisions taken for the user upstream and here (the task
+            log's twin of ``report_html``).
+        report_html: Output self-contained HTML report the KFP UI renders: the verdict and its reasons, each
+            checked metric drawn against its threshold and the baseline bound, ROC, precision-recall and
+            reliability curves and the confusion matrices (classification) or residuals vs predicted and
+            predicted vs actual (regression), candidate and baseline side by side, and the decisions.
 
     Returns:
         blessed: Whether the model passed the gate.
@@ -63,6 +69,7 @@ def evaluate(
         eval_path=eval_data.path,
         blessing_path=blessing.path,
         report_path=report.path,
+        report_html_path=report_html.path,
         positive_class=eval_data.metadata.get("positive_class"),
         data_decisions=from_metadata(eval_data.metadata.get(METADATA_KEY)),
     )
@@ -88,5 +95,6 @@ def evaluate(
         }
     )
     report.metadata.update({"blessed": result.blessed, METADATA_KEY: to_metadata(result.decisions)})
+    report_html.metadata.update({"blessed": result.blessed, METADATA_KEY: to_metadata(result.decisions)})
     outputs = namedtuple("Outputs", ["blessed", "reason"])
     return outputs(result.blessed, result.reason)

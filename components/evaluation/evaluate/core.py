@@ -69,6 +69,10 @@ class EvaluationResult:
         roc_curve: ``{"fpr", "tpr", "thresholds"}`` lists for binary classification (at most 200 points; the
             first threshold is ``inf``, as scikit-learn returns it), else None.
         positive_class: The class binary precision, recall, F1 and ROC AUC measure, else None.
+        curves: The HTML report's chart data from the candidate's one prediction (``scoring.score``'s ``curves``:
+            PR curve, positive rate, calibration bins; regression: drawn rows), else None.
+        baseline_charts: The baseline's ``confusion_matrix``, ``roc_curve`` and ``curves`` on the same data, or None
+            without a (usable) baseline.
         decisions: Decisions this evaluation took (the positive class when nobody upstream chose it).
         upstream_decisions: Decisions taken upstream (the eval data's, the model's ``metadata.json``), shown in the
             report.
@@ -87,6 +91,8 @@ class EvaluationResult:
     confusion_matrix: dict | None = None
     roc_curve: dict | None = None
     positive_class: Any = None
+    curves: dict | None = None
+    baseline_charts: dict | None = None
     decisions: list = dataclasses.field(default_factory=list)
     upstream_decisions: list = dataclasses.field(default_factory=list)
 
@@ -248,7 +254,7 @@ def _score_baseline(
     positive: Any = None,
     columns: list | None = None,
 ) -> dict:
-    """Load and score the baseline; raise BaselineError naming the baseline and the problem.
+    """Load and score the baseline (``score``'s whole result); raise BaselineError naming the baseline and the problem.
 
     Features the baseline needs beyond the candidate's are read from the eval file then (only those columns).
     """
@@ -268,7 +274,7 @@ def _score_baseline(
 
             frame = pd.concat([frame, read_columns(eval_path, extra)], axis=1)
         try:
-            return score(pipeline, metadata, frame, label_column, eval_path, positive, columns)["metrics"]
+            return score(pipeline, metadata, frame, label_column, eval_path, positive, columns)
         except DataError as exc:
             raise BaselineError(f"baseline model {baseline_model_dir} cannot score the eval data: {exc}") from exc
 
@@ -281,6 +287,7 @@ def evaluate(
     report_path: str | os.PathLike,
     positive_class: Any = None,
     data_decisions: list | None = None,
+    report_html_path: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """Evaluate a candidate model, compare it with thresholds and a baseline, write the blessing and report.
 
@@ -299,6 +306,8 @@ def evaluate(
         positive_class: The positive class of a binary label, as a class value (ingest's ``positive_class``).
         data_decisions: Decisions taken upstream about the eval data (ingest's, from its Dataset's metadata),
             listed in the report with the model's own.
+        report_html_path: Where to write the self-contained HTML report (verdict, curves, confusion matrices,
+            calibration, residuals, candidate and baseline side by side, thresholds drawn); None: not written.
 
     Returns:
         The result; ``blessed`` is False when a check failed (never an exception).
@@ -325,12 +334,15 @@ def evaluate(
     del pipeline
 
     baseline_metrics = None
+    baseline_charts = None
     baseline_problem = None
     if baseline_model_uri:
         try:
-            baseline_metrics = _score_baseline(
+            baseline_scored = _score_baseline(
                 baseline_model_uri, frame, label_column, str(eval_path), task, positive, columns
             )
+            baseline_metrics = baseline_scored.pop("metrics")
+            baseline_charts = baseline_scored
         except BaselineError as exc:
             baseline_problem = str(exc)
     blessed, reasons, verdicts = decide(
@@ -350,7 +362,9 @@ def evaluate(
         confusion_matrix=scored["confusion_matrix"],
         roc_curve=scored["roc_curve"],
         positive_class=positive,
-        decisions=decisions,
+        curves=scored["curves"],
+        baseline_charts=baseline_charts,
+        decisions=[*decisions, *_drawing_decisions(scored["curves"])],
         upstream_decisions=[*(data_decisions or []), *from_metadata(metadata.get("decisions"))],
     )
     verdict = blessings.Blessing(
@@ -368,10 +382,30 @@ def evaluate(
     report = render_report(result, str(model_dir), str(eval_path), baseline_model_uri, verdicts)
     blessings.write(blessing_path, verdict)
     write_text(report_path, report)
+    if report_html_path is not None:
+        from kfp_tabular.components.evaluation.evaluate.report_html import render_html
+
+        write_text(report_html_path, render_html(result, str(model_dir), str(eval_path), baseline_model_uri, verdicts))
     logger.info("%s: %s", "blessed" if blessed else "not blessed", result.reason)
-    for decision in decisions:
+    for decision in result.decisions:
         logger.info("decision: %s", decision.line())
     return result
+
+
+def _drawing_decisions(curves: dict | None) -> list[Decision]:
+    """Return the decision to draw a sample of a regression's rows (the metrics use every row)."""
+    if not curves or "rows" not in curves or len(curves["predicted"]) >= curves["rows"]:
+        return []
+    drawn, rows = len(curves["predicted"]), curves["rows"]
+    return [
+        Decision(
+            "evaluate",
+            "report",
+            "sampled",
+            f"the residual and predicted-vs-actual charts draw {drawn:,} of {rows:,} eval rows, evenly spaced in the "
+            "order of the prediction (smallest and largest kept); the metrics use every row",
+        )
+    ]
 
 
 def _positive_class(pipeline, metadata: dict, frame, label_column: str, requested: Any, source: str):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tabular.components.common.errors import DataError
+from kfp_tabular.components.evaluation.evaluate import curves
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ def score(
         columns: The eval file's columns, named when a feature is missing (default: the frame's).
 
     Returns:
-        ``{"metrics": {...}, "classes": [...] | None, "confusion_matrix": {...} | None, "roc_curve": {...} | None}``
+        ``{"metrics": {...}, "classes": [...] | None, "confusion_matrix": {...} | None, "roc_curve": {...} | None,
+        "curves": {...}}``: ``curves`` is the report's chart data from the same prediction (:mod:`curves`).
 
     Raises:
         DataError: A feature or the label is missing, labels are missing or unknown to the model, or the
@@ -135,7 +137,7 @@ def score(
         raise DataError(f"{source}: label column {label_column!r} has {int(labels.isna().sum())} missing value(s)")
     x = frame if list(frame.columns) == features else frame[features]
     task = metadata["task"]
-    out: dict[str, Any] = {"classes": None, "confusion_matrix": None, "roc_curve": None}
+    out: dict[str, Any] = {"classes": None, "confusion_matrix": None, "roc_curve": None, "curves": None}
     if task == "regression":
         if labels.dtype.kind not in "biuf":
             raise DataError(f"{source}: label column {label_column!r} has dtype {labels.dtype}; expected numbers")
@@ -149,6 +151,7 @@ def score(
             "mae": _safe(skm.mean_absolute_error, y, predicted),
             "r2": _safe(skm.r2_score, y, predicted) if len(y) > 1 else None,
         }
+        out["curves"] = curves.regression(y, predicted)
         return out
 
     classes = list(getattr(pipeline, "classes_", metadata.get("classes") or []))
@@ -165,6 +168,7 @@ def score(
     indices = list(range(k))
     binary = k == 2
     roc = None
+    index = None
     if binary:
         index = classes.index(positive) if positive in classes else 1
         positive = classes[index]
@@ -189,6 +193,7 @@ def score(
     out["confusion_matrix"] = {"labels": [str(c) for c in classes], "matrix": matrix.astype(int).tolist()}
     if roc is not None:
         out["roc_curve"] = thin_curve(*roc)
+    out["curves"] = curves.classification(proba, codes, predicted, index, roc)
     return out
 
 

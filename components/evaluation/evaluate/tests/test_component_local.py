@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.evaluation.evaluate.component import evaluate
@@ -24,6 +24,7 @@ Outputs = NamedTuple(
         ("reason", str),
         ("blessing", Artifact),
         ("report", Markdown),
+        ("report_html", HTML),
         ("metrics", Metrics),
         ("classification_metrics", ClassificationMetrics),
     ],
@@ -49,6 +50,7 @@ def train_and_evaluate(train_uri: str, eval_uri: str, schema_uri: str, baseline_
         scored.outputs["reason"],
         scored.outputs["blessing"],
         scored.outputs["report"],
+        scored.outputs["report_html"],
         scored.outputs["metrics"],
         scored.outputs["classification_metrics"],
     )
@@ -67,6 +69,10 @@ def test_train_then_evaluate_blesses_a_good_model(churn, local_runner):
     assert out["blessing"].metadata["reasons"] == blessing["reasons"]
     report = Path(out["report"].path).read_text()
     assert report.startswith("# Model evaluation: BLESSED") and "## Confusion matrix" in report
+    page = Path(out["report_html"].path).read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>Model evaluation: BLESSED</title>" in page
+    assert page.count('class="chart heatmap"') == 1 and page.count('class="chart lines"') == 4  # gate, ROC, PR, calib
+    assert out["report_html"].metadata["blessed"] is True
     metrics = out["metrics"].metadata
     assert metrics["roc_auc"] == pytest.approx(blessing["metrics"]["roc_auc"])
     assert metrics["eval_rows"] == 2000
@@ -102,6 +108,7 @@ def _artifacts(tmp_path, model_dir, eval_path):
         "classification_metrics": ClassificationMetrics(name="cm", uri=str(tmp_path / "cm")),
         "blessing": Artifact(name="blessing", uri=str(tmp_path / "blessing")),
         "report": Markdown(name="report", uri=str(tmp_path / "report")),
+        "report_html": HTML(name="report_html", uri=str(tmp_path / "report.html")),
     }
 
 
@@ -113,6 +120,8 @@ def test_evaluate_python_func_with_a_baseline(trained, churn, tmp_path):
     assert blessed is False and "worse than the baseline" in reason
     assert arts["blessing"].metadata["blessed"] is False
     assert json.loads(Path(arts["blessing"].path).read_text())["baseline_metrics"]["roc_auc"] > 0.75
+    page = Path(arts["report_html"].path).read_text()
+    assert page.count('class="chart heatmap"') == 2  # the candidate's and the baseline's confusion matrices
 
 
 def test_evaluate_python_func_regression_thresholds(trained, churn, tmp_path):
@@ -125,6 +134,10 @@ def test_evaluate_python_func_regression_thresholds(trained, churn, tmp_path):
     blessed, reason = evaluate.python_func(label_column="monthly_charges", thresholds={"r2": 0.5}, **arts)
     assert blessed is True and reason.startswith("r2 ")
     assert "rmse" in arts["metrics"].metadata and "confusionMatrix" not in arts["classification_metrics"].metadata
+    assert Path(arts["report_html"].path).read_text().count('class="chart scatter"') == 2
+    # 2,000 eval rows, 1,000 drawn: the sample is a decision the run summary shows.
+    sampled = [d for d in arts["report_html"].metadata["decisions"] if d["action"] == "sampled"]
+    assert len(sampled) == 1 and "1,000 of 2,000" in sampled[0]["reason"]
 
 
 def test_the_component_parameters_are_the_request_fields():

@@ -120,7 +120,7 @@ def test_a_positive_class_that_is_not_a_class_is_an_error_and_nothing_is_written
 
 
 def test_the_component_records_the_positive_class_and_decisions(skewed, tmp_path):
-    from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
+    from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
     from kfp_tabular.components.common.decisions import from_metadata, to_metadata
     from kfp_tabular.components.evaluation.evaluate.component import evaluate as component
@@ -143,9 +143,11 @@ def test_the_component_records_the_positive_class_and_decisions(skewed, tmp_path
         classification_metrics=ClassificationMetrics(uri=str(out["cm"])),
         blessing=blessing,
         report=report,
+        report_html=HTML(uri=str(tmp_path / "report.html")),
         thresholds={"roc_auc": 0.7},
     )
     assert blessing.metadata["positive_class"] == "No" and from_metadata(blessing.metadata["decisions"]) == []
     written = blessings.read(out["blessing"])
     assert written.blessed and written.positive_class == "No"
     assert "| ingest | sample_id | dropped | an ID |" in out["report"].read_text()
+    assert "<td>ingest</td><td>sample_id</td><td>dropped</td><td>an ID</td>" in (tmp_path / "report.html").read_text()
