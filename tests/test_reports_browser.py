@@ -139,13 +139,12 @@ def chart_demo(folder: Path) -> Path:
 
 def validation_report(folder: Path) -> Path:
     """Write the validation report of a real validate run: a drifted batch (default data's churn generator,
-    variant "drifted") against a baseline's statistics (the default variant), curated schema.
-
-    ``core.validate`` does not yet hand the baseline statistics to the report, so the page is rendered again
-    from the run's own outputs with them (the same function, the same result and statistics).
+    variant "drifted") against a baseline's statistics (the default variant), curated schema, with an upstream
+    decision as ingest would hand it over.
     """
+    from kfp_tabular.components.common.decisions import Decision
     from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
-    from kfp_tabular.components.data_processing.validate import core, reports, statistics, tfdv_io
+    from kfp_tabular.components.data_processing.validate import core, statistics
     from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
     schema = str(Path(synthetic.__file__).parent / "churn_schema.pbtxt")
@@ -154,22 +153,16 @@ def validation_report(folder: Path) -> Path:
     statistics.compute_statistics(base, output_path=baseline, schema_uri=schema)
     train = synthetic.write(synthetic.generate(3000, 32, "drifted"), folder / "train.parquet")
     evaluation = synthetic.write(synthetic.generate(1000, 33, "drifted"), folder / "eval.parquet")
-    out = {name: str(folder / name) for name in ("train_statistics_path", "eval_statistics_path", "schema_path")}
     request = ValidateRequest(
         synthetic.LABEL, schema_uri=schema, baseline_statistics_uri=baseline, fail_on_anomalies=False
     )
-    result = core.validate(train, evaluation, request, report_path=str(folder / "core-report.html"), **out)
-    assert result.drifted_features and result.anomalies, "the drifted batch should fail against the baseline"
-    page = reports.render_html_report(
-        result,
-        tfdv_io.load_statistics(out["train_statistics_path"]),
-        tfdv_io.load_statistics(out["eval_statistics_path"]),
-        tfdv_io.load_schema(out["schema_path"]),
-        baseline=tfdv_io.load_statistics(baseline),
-    )
-    assert page.count('data-series="train,eval,baseline"') == 11  # every feature but has_partner (baseline only)
     path = folder / "validation-report.html"
-    path.write_text(page, encoding="utf-8")
+    upstream = [Decision("ingest", "customer_id", "dropped", "identifier <checked & escaped>")]
+    result = core.validate(train, evaluation, request, report_path=str(path), upstream_decisions=upstream)
+    assert result.drifted_features and result.anomalies, "the drifted batch should fail against the baseline"
+    page = path.read_text(encoding="utf-8")
+    assert page.count('data-series="train,eval,baseline"') == 11  # every feature but has_partner (baseline only)
+    assert "identifier &lt;checked &amp; escaped&gt;" in page  # ingest's decision, escaped
     return path
 
 

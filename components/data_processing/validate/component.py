@@ -66,7 +66,7 @@ def validate_data(
     """
     import collections
 
-    from kfp_tabular.components.common.decisions import METADATA_KEY, to_metadata
+    from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata, to_metadata
     from kfp_tabular.components.data_processing.validate import core, statistics
     from kfp_tabular.components.data_processing.validate.request import ValidateRequest
 
@@ -96,6 +96,7 @@ def validate_data(
         anomalies_report_path=anomalies_report.path,
         statistics_html_path=statistics_html.path,
         report_path=report.path,
+        upstream_decisions=from_metadata(train_data.metadata.get(METADATA_KEY)),
     )
 
     for split, artifact in (("train", train_statistics), ("eval", eval_statistics)):

@@ -63,6 +63,7 @@ def validate(
     anomalies_report_path: str | None = None,
     statistics_html_path: str | None = None,
     report_path: str | None = None,
+    upstream_decisions: list | None = None,
 ) -> ValidationResult:
     """Validate train and eval data: statistics, schema, anomalies, drift, skew and reports.
 
@@ -79,7 +80,10 @@ def validate(
         anomalies_path: Output: TFDV ``Anomalies`` (pbtxt) of all splits, keys ``<split>/<feature>``.
         anomalies_report_path: Output: Markdown tables of anomalies and drift.
         statistics_html_path: Output: TFDV's train-vs-eval statistics view (loads its viewer from public CDNs).
-        report_path: Output: self-contained HTML report (no scripts, no external resources).
+        report_path: Output: self-contained HTML report (no scripts, no external resources): a summary strip, every
+            feature's distributions in train, eval, baseline and serving drawn next to its drift verdicts, the tables.
+        upstream_decisions: Decisions taken before validation (ingest's: a column dropped, a label's task), shown in
+            the HTML report before validate's own.
 
     Returns:
         The :class:`~kfp_tabular.components.data_processing.validate.results.ValidationResult`.
@@ -159,7 +163,12 @@ def validate(
     if statistics_html_path:
         write_text(statistics_html_path, reports.statistics_html(train, evaluation))
     if report_path:
-        write_text(report_path, reports.render_html_report(result, train, evaluation, schema))
+        write_text(
+            report_path,
+            reports.render_html_report(
+                result, train, evaluation, schema, baseline=baseline, serving=serving, decisions=upstream_decisions
+            ),
+        )
 
     if not result.ok:
         message = reports.failure_message(result, report_path)

@@ -134,7 +134,9 @@ def test_python_func_warn_only_sets_metadata_and_metrics(data, tmp_path):
     assert [(d["step"], d["subject"], d["action"]) for d in decisions] == [
         ("validate", "statistics_backend", "dataframe")
     ]
-    assert re.fullmatch(r"statistics: dataframe \(in memory\): ~[\d.]+ [MG]B estimated <= budget .+", decisions[0]["reason"])
+    assert re.fullmatch(
+        r"statistics: dataframe \(in memory\): ~[\d.]+ [MG]B estimated <= budget .+", decisions[0]["reason"]
+    )
     assert outs["train_statistics"].metadata["decisions"] == decisions
     for name, artifact in outs.items():
         if name != "metrics":
