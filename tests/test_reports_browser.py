@@ -166,10 +166,39 @@ def validation_report(folder: Path) -> Path:
     return path
 
 
+def evaluation_report(folder: Path) -> Path:
+    """Write the evaluation report of a real evaluate run: a candidate (gradient boosting) against a baseline
+    (logistic regression), both trained by the train core on the default data's churn generator, two thresholds.
+    """
+    from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
+    from kfp_tabular.components.evaluation.evaluate import core
+    from kfp_tabular.components.evaluation.evaluate.request import EvaluateRequest
+    from kfp_tabular.components.training.train.core import train
+    from kfp_tabular.components.training.train.request import TrainRequest
+
+    schema = str(Path(synthetic.__file__).parent / "churn_schema.pbtxt")
+    data = synthetic.write(synthetic.generate(3000, 41), folder / "train.parquet")
+    evaluation = synthetic.write(synthetic.generate(2000, 42), folder / "eval.parquet")
+    train(TrainRequest(synthetic.LABEL, "logistic_regression"), data, schema, folder / "baseline")
+    train(TrainRequest(synthetic.LABEL, "hist_gradient_boosting", {"max_iter": 40}), data, schema, folder / "model")
+    request = EvaluateRequest(
+        synthetic.LABEL, {"roc_auc": 0.7, "precision": 0.5}, baseline_model_uri=str(folder / "baseline")
+    )
+    path = folder / "evaluation-report.html"
+    result = core.evaluate(
+        request, folder / "model", evaluation, folder / "blessing.json", folder / "report.md", report_html_path=path
+    )
+    assert result.baseline_metrics is not None and result.baseline_charts is not None
+    page = path.read_text(encoding="utf-8")
+    assert page.count('data-series="candidate,baseline"') == 5  # 2 gate charts, ROC, PR, calibration
+    return path
+
+
 #: (build, expected chart counts by kind, id): the lead adds the validation and evaluation reports here.
 REPORTS = [
     pytest.param(chart_demo, {"histogram": 4, "bars": 2, "lines": 4, "heatmap": 1, "scatter": 1}, id="chart-demo"),
     pytest.param(validation_report, {"histogram": 5, "bars": 7}, id="validation-report"),
+    pytest.param(evaluation_report, {"lines": 5, "heatmap": 2}, id="evaluation-report"),
 ]
 
 EXTERNAL_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
