@@ -65,6 +65,9 @@ class RunSummary:
     baseline_skipped: str = ""
     promoted_to: str = ""
     decisions: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    #: The HTML reports as files a browser opens (``<run_dir>/reports/<name>.html``, copies of the artifacts, which
+    #: kfp.local writes without an extension): ``validation`` and ``evaluation`` when their task ran.
+    reports: dict[str, str] = dataclasses.field(default_factory=dict)
     #: The run's log directory (``<run_dir>/logs``: one file a task, ``run.log``).
     log_dir: str = ""
     #: One dict a task that ran, in order: name, status (SUCCESS/FAILURE), seconds (wall time), peak_rss_mb
@@ -165,7 +168,7 @@ def _collect(summary: RunSummary, run_dir: Path) -> None:
     from kfp_tabular.components.common.decisions import METADATA_KEY, from_metadata
     from kfp_tabular.pipelines.training.train_and_deploy.console import LOGS_DIR
 
-    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name != LOGS_DIR):
+    for task_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in (LOGS_DIR, REPORTS_DIR)):
         for artifact in sorted(task_dir.iterdir()):
             if artifact.name != "executor_output.json":
                 summary.artifacts[f"{task_dir.name}/{artifact.name}"] = str(artifact)
@@ -188,6 +191,25 @@ def _collect(summary: RunSummary, run_dir: Path) -> None:
     status = run_dir / "deploy-model" / "status"
     if status.exists():
         summary.deploy = _read_json(status)
+    _copy_reports(summary, run_dir)
+
+
+#: The run directory's folder of browsable report copies, and each report's artifact (``<task>/<output>``).
+REPORTS_DIR = "reports"
+HTML_REPORTS = {"validation": "validate-data/report", "evaluation": "evaluate/report_html"}
+
+
+def _copy_reports(summary: RunSummary, run_dir: Path) -> None:
+    """Copy each HTML report artifact to ``<run_dir>/reports/<name>.html`` (a browser needs the extension)."""
+    import shutil
+
+    for name, artifact in HTML_REPORTS.items():
+        source = Path(summary.artifacts.get(artifact, ""))
+        if artifact in summary.artifacts and source.is_file():
+            target = run_dir / REPORTS_DIR / f"{name}.html"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, target)
+            summary.reports[name] = str(target)
 
 
 def run_local(
@@ -348,6 +370,7 @@ def format_summary(summary: RunSummary) -> str:
         "train/model",
         "evaluate/blessing",
         "evaluate/report",
+        "evaluate/report_html",
         "deploy-model/manifest",
         "validate-data/report",
         "validate-data/schema",
@@ -357,6 +380,13 @@ def format_summary(summary: RunSummary) -> str:
     lines += ["", "artifacts:"] + [
         f"  {name:<28} {summary.artifacts[name]}" for name in wanted if name in summary.artifacts
     ]
+    if summary.reports:
+        lines += ["", "reports (self-contained HTML, open offline in a browser; the KFP UI shows the artifacts):"]
+        lines += [
+            f"  {name:<12} {path}  (artifact {HTML_REPORTS[name]})"
+            for name, path in summary.reports.items()
+            if name in HTML_REPORTS
+        ]
     if summary.promoted_to:
         lines.append(f"promoted to local production: {summary.promoted_to} (baseline of the next run)")
     if not summary.succeeded:
