@@ -84,10 +84,10 @@ def memory_budget(
     """Return ``(bytes, where they come from)``: the dataframe path's memory budget.
 
     ``budget_mb`` when given; else :data:`BUDGET_SHARE` of the container's cgroup limit (read as training's
-    memory guard reads it, ``guards.memory_limit``), else of the available memory, else of the physical memory.
+    memory guard reads it, ``common.memory.memory_limit``), else of the available memory, else of the physical memory.
     ``cgroup_files`` and ``meminfo`` replace the system files (tests).
     """
-    from kfp_tabular.components.training.train.guards import memory_limit
+    from kfp_tabular.components.common.memory import memory_limit
 
     if budget_mb:
         return int(budget_mb) << 20, "memory_budget_mb"

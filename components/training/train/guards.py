@@ -19,62 +19,18 @@ accuracy for multiclass, ``|r|`` for regression). A score of at least :data:`LEA
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from kfp_tabular.components.common.decisions import Decision
 from kfp_tabular.components.common.errors import DataError
+from kfp_tabular.components.common.memory import DEFAULT_MEMORY_LIMIT, memory_limit  # noqa: F401 (train's API)
 
 #: Fail before fitting when the estimate exceeds this share of the memory limit.
 MEMORY_HEADROOM = 0.8
-#: The limit when neither memory_limit_mb, a cgroup limit nor the physical memory can be read.
-DEFAULT_MEMORY_LIMIT = 4 << 30
 #: A single feature scoring at least this alone is reported as a possible leak.
 LEAKAGE_THRESHOLD = 0.99
 #: The leakage check looks at a seeded sample of at most this many rows.
 LEAKAGE_SAMPLE = 5000
-_CGROUP_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-
-
-def memory_limit(
-    requested_mb: int = 0, cgroup_files: tuple[str, ...] = _CGROUP_FILES, meminfo: str = "/proc/meminfo"
-) -> tuple[int, str]:
-    """Return ``(bytes, where it comes from)``: the parameter, the cgroup, the available memory, or the default."""
-    if requested_mb:
-        return int(requested_mb) << 20, "memory_limit_mb"
-    for name in cgroup_files:
-        try:
-            text = Path(name).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:  # "max" (v2) or a huge number (v1): no limit
-            return int(text), f"the container's limit ({name})"
-    available = _available_memory(meminfo)
-    if available:
-        return available, "the machine's available memory (MemAvailable plus this process)"
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "the machine's physical memory"
-    except (ValueError, OSError, AttributeError):
-        return DEFAULT_MEMORY_LIMIT, "the default"
-
-
-def _available_memory(meminfo: str) -> int:
-    """Bytes this process could grow to without a cgroup limit: ``MemAvailable`` plus its own resident set.
-
-    The process's resident set is added back because the estimate counts the data it already holds. 0 when
-    ``/proc`` cannot be read.
-    """
-    try:
-        fields = dict(line.split(":", 1) for line in Path(meminfo).read_text().splitlines() if ":" in line)
-        available = int(fields["MemAvailable"].split()[0]) << 10
-    except (OSError, KeyError, ValueError, IndexError):
-        return 0
-    try:
-        resident = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        resident = 0
-    return available + resident
 
 
 def size(n: float) -> str:
