@@ -130,6 +130,7 @@ def run_chain(data_uri: str, label_column: str, workdir: Path, **params: Any) ->
                 classification_metrics=out(ClassificationMetrics, "evaluate", "classification_metrics"),
                 blessing=blessing,
                 report=out(Markdown, "evaluate", "report"),
+                report_html=out(HTML, "evaluate", "report_html"),
                 **step_params("evaluate"),
             ),
         ),
