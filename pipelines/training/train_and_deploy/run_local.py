@@ -329,6 +329,43 @@ def _run_dir_for_image_user(run_dir: Path) -> None:
         run_dir.chmod(0o777)
 
 
+def validation_lines(markdown: str, reports: dict[str, str] | None = None) -> list[str]:
+    """Shorten the validation report for the terminal: drift rows that flag nothing are counted, not listed.
+
+    The Markdown report (the task's artifact) keeps every row; the HTML report draws every feature.
+    """
+    lines: list[str] = []
+    header: list[str] = []  # a drift table's header and separator, printed with its first flagged row
+    flagged_col, quiet, legend = None, 0, False
+    for line in markdown.strip().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if cells[:2] == ["feature", "comparison"] and "flagged" in cells:
+            flagged_col, header = cells.index("flagged"), [line]
+            continue
+        elif flagged_col is not None and cells and set("".join(cells)) <= {"-", ":"}:
+            header.append(line)
+            continue
+        elif flagged_col is not None and len(cells) > flagged_col:
+            if cells[flagged_col] != "yes":
+                quiet += 1
+                continue
+            lines += header
+            header = []
+        elif line.startswith("distance: "):
+            legend = True  # the table's legend: kept in the report
+            continue
+        else:
+            flagged_col, header = None, []
+            if legend and not line.strip():
+                legend = False
+                continue
+        lines.append(line)
+    if quiet:
+        where = (reports or {}).get("validation", "the validation report")
+        lines.append(f"({quiet} drift/skew measurements within their threshold or noise bound: every row in {where})")
+    return lines
+
+
 def format_summary(summary: RunSummary) -> str:
     """Format a human summary of a local run: artifacts, rows, anomalies, metrics, blessing, deploy."""
     lines = ["", "=" * 100, f"kfp-tabular local run: {'SUCCEEDED' if summary.succeeded else 'FAILED'}"]
@@ -344,7 +381,7 @@ def format_summary(summary: RunSummary) -> str:
         lines += ["", "decisions taken for you (override them with the pipeline's parameters):"]
         lines += [f"  - {decision.line()}" for decision in from_metadata(summary.decisions)]
     if summary.anomalies_report:
-        lines += ["", "validation (TFDV):", summary.anomalies_report.strip()]
+        lines += ["", "validation (TFDV):", *validation_lines(summary.anomalies_report, summary.reports)]
     if summary.metrics:
         lines.append("")
         lines.append(

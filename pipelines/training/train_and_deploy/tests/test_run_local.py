@@ -1,5 +1,6 @@
 """run_local's choice of a baseline: from the production model's metadata and the data's header alone."""
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -82,3 +83,44 @@ def test_only_the_parquet_schema_is_read(production, tmp_path, monkeypatch):
     assert baseline_mismatch(production, str(tmp_path / "data.parquet"), "churned") == ""
     with pytest.raises(AssertionError, match="the rows were read"):
         read_table(str(tmp_path / "data.parquet"))
+
+
+def test_the_summary_lists_only_the_drift_rows_that_flag_and_counts_the_rest():
+    from kfp_tabular.components.data_processing.validate.reports import render_markdown
+    from kfp_tabular.components.data_processing.validate.results import DriftMeasurement, ValidationResult
+    from kfp_tabular.pipelines.training.train_and_deploy.run_local import validation_lines
+
+    def measure(feature, comparison, distance, flagged, gating):
+        kind = "drift"
+        return DriftMeasurement(
+            comparison, kind, feature, "js_distance", distance, 0.03, 0.02, 1e-9, 100, 400, flagged, gating
+        )
+
+    result = ValidationResult(
+        anomalies=[],
+        drift=[
+            measure("age", "eval_vs_train", 0.01, False, False),
+            measure("income", "batch_vs_baseline", 0.4, True, True),
+            measure("tenure", "batch_vs_baseline", 0.01, False, True),
+            measure("score", "eval_vs_train", 0.2, True, False),
+        ],
+        schema_source="inferred",
+        schema_uri="",
+        num_examples={"train": 400, "eval": 100},
+        num_features={"train": 4, "eval": 4},
+        schema_features=4,
+        label_column="churned",
+    )
+    markdown = render_markdown(result)
+    lines = validation_lines(markdown, {"validation": "/runs/x/reports/validation.html"})
+    text = "\n".join(lines)
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| feature")]
+    assert [row.split("|")[1].strip() for row in rows if not set(row) <= set("|- ")] == ["income", "score"]
+    assert text.count("| feature | comparison |") == 1  # the header once, before the first flagged row
+    assert "(2 drift/skew measurements within their threshold or noise bound: every row in " in text
+    assert "/runs/x/reports/validation.html" in text and "distance: " not in text
+    assert "# Data validation" in text  # the verdict and everything outside the drift table stay
+    # Nothing flagged: no table at all, only the count.
+    quiet = validation_lines(render_markdown(dataclasses.replace(result, drift=result.drift[:1])))
+    assert not any(line.startswith("|") for line in quiet)
+    assert quiet[-1].startswith("(1 drift/skew measurements within") and quiet[-1].endswith("the validation report)")
