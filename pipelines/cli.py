@@ -33,7 +33,7 @@ def _parse_params(pairs: list[str]) -> dict:
 
 
 def import_kfp_sdk_only() -> None:
-    """Import kfp without ``kfp.Client`` (and the Kubernetes client it pulls in), which compiling never uses.
+    """Import kfp without ``kfp.Client`` (and the Kubernetes client it pulls in), which compile and run-local never use.
 
     ``import kfp`` imports its API client eagerly -- and with it the ``kubernetes`` package: 1.4 of the 1.8 s that
     ``import kfp`` takes here. kfp skips those imports when ``_KFP_RUNTIME=true`` (the flag its own executor sets in
@@ -99,6 +99,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 def _cmd_run_local(args: argparse.Namespace) -> int:
     from kfp_tabular.pipelines.training.train_and_deploy.console import third_party_warnings_to
+
+    import_kfp_sdk_only()  # kfp.local runs the pipeline; kfp's API client is never used
 
     # Other packages' import-time warnings (google.api_core's Python-version FutureWarning) go to the run's log.
     with third_party_warnings_to() if not args.verbose else contextlib.nullcontext():
