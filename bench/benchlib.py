@@ -202,3 +202,13 @@ def write_result(path: str | None, result: dict) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")
     print(text, flush=True)
+
+
+def best_of(repeat: int, fn) -> float:
+    """Return the best wall time of ``repeat`` calls of ``fn``."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)

@@ -18,20 +18,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import benchlib as bl
-
-
-def best_of(repeat: int, fn) -> float:
-    """Return the best wall time of ``repeat`` calls."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def compare(rows: int, repeat: int) -> dict:
@@ -65,9 +54,9 @@ def compare(rows: int, repeat: int) -> dict:
             f.name or ".".join(f.path.step) for f in b.datasets[0].features
         ]
         times = {
-            "ours": best_of(repeat, ours),
-            "tfdv_file": best_of(repeat, tfdv_file),
-            "tfdv_memory": best_of(repeat, lambda: from_frame(frame)),
+            "ours": bl.best_of(repeat, ours),
+            "tfdv_file": bl.best_of(repeat, tfdv_file),
+            "tfdv_memory": bl.best_of(repeat, lambda: from_frame(frame)),
         }
     return {
         "rows": rows,
