@@ -243,3 +243,26 @@ def test_report_renders_offline_with_its_charts(chromium, tmp_path, request, bui
     assert not rendered.blank(), f"{page.name} looks blank: {browser.ink(shot)} (screenshot: {shot})"
     tags = browser.tag_counts(rendered.dom)
     assert tags["script"] == tags["iframe"] == tags["link"] == 0, f"{page.name}: scripts or links in the DOM: {tags}"
+
+
+@pytest.mark.slow
+def test_the_reports_of_a_real_run_open_offline_with_every_feature_and_the_curves(chromium, tmp_path):
+    """What `make run` writes: both reports of a real kfp.local run, opened from the run's own reports/ folder."""
+    from kfp_tabular.components.common.tfdv_schema import parse_schema
+    from kfp_tabular.pipelines.training.train_and_deploy.run_local import run_local
+
+    summary = run_local(output_dir=tmp_path / "out", rows=3000, seed=5, console="silent")
+    assert summary.succeeded, summary.error
+    assert set(summary.reports) == {"validation", "evaluation"}
+    schema_path = summary.artifacts["validate-data/schema"]
+    schema = parse_schema(Path(schema_path).read_text(encoding="utf-8"), schema_path)
+    for name, path in summary.reports.items():
+        shot = browser.screenshot_dir() / f"run-local-{name}.png"
+        rendered = browser.render(Path(path), shot, chromium)
+        assert rendered.requests == [], f"{path} made network requests: {rendered.requests}"
+        assert not rendered.blank(), f"{path} looks blank (screenshot: {shot})"
+        kinds = dict(rendered.charts())
+        if name == "validation":  # every feature of the schema drawn: numbers as histograms, categories as bars
+            assert kinds.get("histogram", 0) + kinds.get("bars", 0) == len(schema.feature), kinds
+        else:  # ROC, precision-recall and reliability curves, the gate's metric chart(s), the confusion matrix
+            assert kinds.get("lines", 0) >= 4 and kinds.get("heatmap", 0) == 1, kinds
