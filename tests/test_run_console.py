@@ -218,7 +218,9 @@ def test_other_packages_warnings_are_kept_from_the_terminal():
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
 def env_probe() -> str:
     import os
+    import time
 
+    time.sleep(0.6)  # alive for several of the console's 0.1 s memory samples (a 0.07 s task can end between two)
     print(f"child sees OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} probe={os.environ.get('PROBE_VALUE')}")
     return os.environ.get("OMP_NUM_THREADS", "")
 
