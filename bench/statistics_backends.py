@@ -22,8 +22,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import benchlib as bl
 
 _CHILD = """
 import json, resource, sys, time
@@ -35,16 +36,6 @@ statistics.generate_statistics(sys.argv[1], sys.argv[2])
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "base": base, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
-
-
-def best_of(repeat: int, fn) -> float:
-    """Best wall time of ``repeat`` calls."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def peak_memory(data: str, backend: str) -> dict:
@@ -78,8 +69,8 @@ def main() -> None:
         data = args.data or write_like_ingest(synthetic.generate(args.rows, 1), Path(tmp) / "data.parquet")
         rows = args.rows if not args.data else "(given file)"
         core.compute_statistics(data)  # warm-up: the TFDV import and first-call costs are not the backend's
-        dataframe = best_of(args.repeat, lambda: core.compute_statistics(data, backend="dataframe"))
-        beam = best_of(args.repeat, lambda: core.compute_statistics(data, backend="beam"))
+        dataframe = bl.best_of(args.repeat, lambda: core.compute_statistics(data, backend="dataframe"))
+        beam = bl.best_of(args.repeat, lambda: core.compute_statistics(data, backend="beam"))
         print(f"rows={rows} dataframe={dataframe:.2f}s beam={beam:.2f}s ratio beam/dataframe={beam / dataframe:.1f}x")
         if args.memory:
             estimate = backends.in_memory_bytes(data)

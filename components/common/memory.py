@@ -46,16 +46,23 @@ def memory_limit(
         return DEFAULT_MEMORY_LIMIT, "the default"
 
 
+def available_memory(meminfo: str = "/proc/meminfo") -> int:
+    """Return the machine's available memory (``MemAvailable``) in bytes; 0 when ``/proc`` cannot be read."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(meminfo).read_text().splitlines() if ":" in line)
+        return int(fields["MemAvailable"].split()[0]) << 10
+    except (OSError, KeyError, ValueError, IndexError):
+        return 0
+
+
 def _available_memory(meminfo: str) -> int:
     """Bytes this process could grow to without a cgroup limit: ``MemAvailable`` plus its own resident set.
 
     The process's resident set is added back because the estimate counts the data it already holds. 0 when
     ``/proc`` cannot be read.
     """
-    try:
-        fields = dict(line.split(":", 1) for line in Path(meminfo).read_text().splitlines() if ":" in line)
-        available = int(fields["MemAvailable"].split()[0]) << 10
-    except (OSError, KeyError, ValueError, IndexError):
+    available = available_memory(meminfo)
+    if not available:
         return 0
     try:
         resident = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")

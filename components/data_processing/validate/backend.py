@@ -17,7 +17,6 @@ there is one, else the machine's available memory. The choice is a
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from kfp_tabular.components.common.decisions import Decision
 from kfp_tabular.components.data_processing.validate import statistics
@@ -67,17 +66,6 @@ def in_memory_bytes(data_path: str) -> int:
     return int(IN_MEMORY_FACTOR * data) + TFDV_BASE_BYTES
 
 
-def available_memory(meminfo: str = _MEMINFO) -> int | None:
-    """Return the machine's available memory (``MemAvailable``), or None when it cannot be read."""
-    try:
-        for line in Path(meminfo).read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def memory_budget(
     budget_mb: int = 0, cgroup_files: tuple[str, ...] | None = None, meminfo: str = ""
 ) -> tuple[int, str]:
@@ -87,7 +75,7 @@ def memory_budget(
     memory guard reads it, ``common.memory.memory_limit``), else of the available memory, else of the physical memory.
     ``cgroup_files`` and ``meminfo`` replace the system files (tests).
     """
-    from kfp_tabular.components.common.memory import memory_limit
+    from kfp_tabular.components.common.memory import available_memory, memory_limit
 
     if budget_mb:
         return int(budget_mb) << 20, "memory_budget_mb"

@@ -10,16 +10,7 @@ from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
 from kfp_tabular.components.data_processing.validate import backend, core, statistics
 from kfp_tabular.components.data_processing.validate.request import ValidateRequest
-
-
-def feature_stats(stats) -> dict:
-    """Feature -> (type, kind of statistics, rows with a value, rows without): what both backends must agree on."""
-    found = {}
-    for f in stats.datasets[0].features:
-        which = f.WhichOneof("stats")
-        common = getattr(f, which).common_stats
-        found[".".join(f.path.step)] = (f.type, which, common.num_non_missing, common.num_missing)
-    return found
+from tests.support.statistics import feature_stats
 
 
 def test_estimate_grows_with_the_rows(tmp_path):

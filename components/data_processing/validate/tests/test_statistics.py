@@ -12,15 +12,7 @@ import pytest
 from kfp_tabular.components.common.errors import ConfigError, DataError
 from kfp_tabular.components.data_processing.synthetic_data import core as synthetic
 from kfp_tabular.components.data_processing.validate import statistics, tfdv_io
-
-
-def feature_stats(stats) -> dict:
-    found = {}
-    for f in stats.datasets[0].features:
-        which = f.WhichOneof("stats")
-        common = getattr(f, which).common_stats
-        found[".".join(f.path.step)] = (f.type, which, common.num_non_missing, common.num_missing)
-    return found
+from tests.support.statistics import feature_stats
 
 
 def test_statistics_backends_agree(data):
