@@ -1,0 +1,223 @@
+"""Judging one analysis window: the canary against absolute bounds and against stable (pure functions).
+
+:func:`analyze` runs four checks and gives a verdict:
+
+- ``success_rate``: canary's share of requests that are not server errors >= ``min_success_rate``;
+- ``p99_seconds``: canary p99 latency <= ``max_p99_seconds``;
+- ``p99_ratio``: canary p99 / stable p99 <= ``max_p99_ratio``, judged only when stable's p99 is at least
+  ``p99_floor_seconds`` (below it a ratio of two tiny latencies is noise: the check passes with a note);
+- ``prediction_drift``: the distance between the canary's and stable's predicted-score histograms (the same fixed
+  bins) fails when it is above ``max_prediction_drift`` *and* above the distance sampling noise alone exceeds
+  with probability :data:`DRIFT_ALPHA` at these sample sizes (the noise bound): a small window cannot fail a
+  model on noise, and the note says what the window could resolve.
+
+Verdict: ``inconclusive`` when the canary served fewer than ``min_requests`` requests (or none), or stable made
+no predictions to compare with, or the canary made none (never a pass on no data); else ``failed`` when a check
+failed, else ``passed``. ``Check.passed`` is None for a check that could not be judged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from statistics import NormalDist
+from typing import Any, Sequence
+
+from kfp_tabular.components.deployment.rollout.metrics import RevisionMetrics
+from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy
+
+VERDICTS = ("passed", "failed", "inconclusive")
+#: PSI's smoothing: each bin's share becomes (share + PSI_EPSILON) / (1 + k * PSI_EPSILON) so an empty bin on one
+#: side gives a large but finite term (ln(share / 1e-4)) instead of infinity.
+PSI_EPSILON = 1e-4
+#: Probability that sampling noise alone exceeds the drift noise bound (per window).
+DRIFT_ALPHA = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check of a window: the values compared, the bound, the result (None: not judged) and why."""
+
+    name: str
+    canary: float | None
+    stable: float | None
+    threshold: float
+    passed: bool | None
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepAnalysis:
+    """The verdict of one window, its checks and the reason in one sentence."""
+
+    verdict: str
+    checks: list[Check]
+    reason: str = ""
+
+    def check(self, name: str) -> Check:
+        """Return the check called ``name``."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        """The checks that failed."""
+        return [check for check in self.checks if check.passed is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+def _shares(counts: Sequence[float], name: str) -> list[float]:
+    if any(not math.isfinite(c) or c < 0 for c in counts):
+        raise ValueError(f"{name}: expected finite counts >= 0, got {list(counts)}")
+    total = float(sum(counts))
+    if total <= 0:
+        raise ValueError(f"{name}: expected at least one count > 0 (an empty histogram has no distribution)")
+    return [c / total for c in counts]
+
+
+def _pair(p: Sequence[float], q: Sequence[float]) -> tuple[list[float], list[float]]:
+    if len(p) != len(q):
+        raise ValueError(f"expected count vectors over the same bins, got {len(p)} and {len(q)} bins")
+    return _shares(p, "p"), _shares(q, "q")
+
+
+def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
+    """Jensen-Shannon distance (square root of the divergence, base 2) of two count vectors: 0 identical, 1 disjoint.
+
+    No smoothing is needed: each side is compared with the mixture, which is positive wherever either is.
+    """
+    ps, qs = _pair(p, q)
+    divergence = 0.0
+    for a, b in zip(ps, qs):
+        m = (a + b) / 2
+        if a > 0:
+            divergence += 0.5 * a * math.log2(a / m)
+        if b > 0:
+            divergence += 0.5 * b * math.log2(b / m)
+    return math.sqrt(min(1.0, max(0.0, divergence)))
+
+
+def psi(p: Sequence[float], q: Sequence[float], epsilon: float = PSI_EPSILON) -> float:
+    """Return the PSI of two count vectors, sum((p - q) * ln(p / q)), shares smoothed by ``epsilon``.
+
+    Bins empty on both sides are left out (they contribute nothing either way). Rules of thumb: < 0.1 stable,
+    0.1-0.25 moderate, > 0.25 large shift.
+    """
+    ps, qs = _pair(p, q)
+    kept = [(a, b) for a, b in zip(ps, qs) if a > 0 or b > 0]
+    k = len(kept)
+    total = 0.0
+    for a, b in kept:
+        a = (a + epsilon) / (1 + k * epsilon)
+        b = (b + epsilon) / (1 + k * epsilon)
+        total += (a - b) * math.log(a / b)
+    return max(0.0, total)
+
+
+def drift_noise_bound(metric: str, n_canary: float, n_stable: float, bins: int, alpha: float = DRIFT_ALPHA) -> float:
+    """Return the drift value noise alone exceeds with probability ``alpha`` (one distribution, these sizes).
+
+    Two samples of sizes n and m from one distribution over k occupied bins: the homogeneity chi-square
+    X^2 = nm/(n+m) * sum((p - q)^2 / pi) ~ chi2(k - 1); JS divergence (nats) ~= X^2 (1/n + 1/m) / 8, so the squared
+    JS distance (base 2) ~= (1/n + 1/m) chi2(k - 1) / (8 ln 2); PSI ~= (1/n + 1/m) chi2(k - 1). The chi-square
+    quantile is Wilson-Hilferty's approximation.
+    """
+    if n_canary <= 0 or n_stable <= 0:
+        return math.inf
+    dof = max(1, bins - 1)
+    z = NormalDist().inv_cdf(1 - alpha)
+    quantile = dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+    scale = 1 / n_canary + 1 / n_stable
+    if metric == "psi":
+        return scale * quantile
+    return min(1.0, math.sqrt(scale * quantile / (8 * math.log(2))))
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _success_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPolicy) -> Check:
+    bound = policy.thresholds.min_success_rate
+    rate = canary.success_rate
+    if rate is None:
+        return Check("success_rate", None, stable.success_rate, bound, None, "no canary requests in the window")
+    note = (
+        f"{canary.server_errors:.0f} server errors, {canary.client_errors:.0f} client errors (not counted) in "
+        f"{canary.requests:.0f} requests"
+    )
+    return Check("success_rate", rate, stable.success_rate, bound, rate >= bound, note)
+
+
+def _latency_checks(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPolicy) -> list[Check]:
+    t = policy.thresholds
+    c99, s99 = canary.p99_seconds, stable.p99_seconds
+    if c99 is None:
+        absolute = Check("p99_seconds", None, s99, t.max_p99_seconds, None, "no canary latency in the window")
+    else:
+        absolute = Check("p99_seconds", c99, s99, t.max_p99_seconds, c99 <= t.max_p99_seconds)
+    if c99 is None or s99 is None:
+        which = "canary" if c99 is None else "stable"
+        ratio = Check("p99_ratio", None, None, t.max_p99_ratio, None, f"no {which} latency to compare")
+    elif s99 < t.p99_floor_seconds:
+        value = c99 / s99 if s99 > 0 else None
+        note = f"stable p99 {s99:.4g}s < floor {t.p99_floor_seconds:g}s: a ratio of small latencies is noise"
+        ratio = Check("p99_ratio", value, 1.0, t.max_p99_ratio, True, note)
+    else:
+        value = c99 / s99
+        note = f"canary p99 {c99:.4g}s / stable p99 {s99:.4g}s"
+        ratio = Check("p99_ratio", value, 1.0, t.max_p99_ratio, value <= t.max_p99_ratio, note)
+    return [absolute, ratio]
+
+
+def _drift_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPolicy) -> Check:
+    t = policy.thresholds
+    metric = t.drift_metric
+    if not canary.score_counts and not stable.score_counts:
+        return Check("prediction_drift", None, None, t.max_prediction_drift, True, "not measured (no score query)")
+    n_c, n_s = canary.predictions, stable.predictions
+    if n_c <= 0 or n_s <= 0:
+        which = "canary" if n_c <= 0 else "stable"
+        return Check("prediction_drift", None, None, t.max_prediction_drift, None, f"no {which} predictions")
+    value = js_distance(canary.score_counts, stable.score_counts)
+    if metric == "psi":
+        value = psi(canary.score_counts, stable.score_counts)
+    bins = sum(1 for a, b in zip(canary.score_counts, stable.score_counts) if a > 0 or b > 0)
+    noise = drift_noise_bound(metric, n_c, n_s, bins)
+    passed = not (value > t.max_prediction_drift and value > noise)
+    name = "JS distance" if metric == "js" else "PSI"
+    note = f"{name} over {bins} occupied bins, {n_c:.0f} canary vs {n_s:.0f} stable predictions"
+    note += f"; noise bound {noise:.3g}"
+    if not passed:
+        note += " (above both: the predictions differ)"
+    elif value > t.max_prediction_drift:
+        note += " (above the threshold but within sampling noise at these sizes)"
+    elif noise > t.max_prediction_drift:
+        note += f" (this window resolves only differences above {noise:.3g})"
+    return Check("prediction_drift", value, None, t.max_prediction_drift, passed, note)
+
+
+def analyze(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPolicy) -> StepAnalysis:
+    """Judge one window (see the module docstring); ``stable`` is what the canary is compared with."""
+    checks = [_success_check(canary, stable, policy), *_latency_checks(canary, stable, policy)]
+    checks.append(_drift_check(canary, stable, policy))
+    drift = checks[-1]
+    if canary.requests <= 0 or canary.requests < policy.min_requests:
+        reason = f"inconclusive: {canary.requests:.0f} canary requests, fewer than min_requests {policy.min_requests}"
+        return StepAnalysis("inconclusive", checks, reason)
+    if drift.passed is None:
+        reason = f"inconclusive: prediction drift not judged ({drift.note})"
+        return StepAnalysis("inconclusive", checks, reason)
+    failed = [c for c in checks if c.passed is False]
+    if failed:
+        parts = [f"{c.name} {_fmt(c.canary)} vs threshold {_fmt(c.threshold)}" for c in failed]
+        return StepAnalysis("failed", checks, "failed: " + "; ".join(parts))
+    unjudged = [c.name for c in checks if c.passed is None]
+    if unjudged:
+        return StepAnalysis("inconclusive", checks, f"inconclusive: not judged: {', '.join(unjudged)}")
+    return StepAnalysis("passed", checks, "passed: every check within its threshold")
