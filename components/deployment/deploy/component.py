@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Input, Markdown, Model, Output
 
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
 from kfp_tabular.components.common.params import document
@@ -17,6 +17,8 @@ def deploy_model(
     blessing: Input[Artifact],
     manifest: Output[Artifact],
     status: Output[Artifact],
+    analysis: Output[Artifact],
+    analysis_report: Output[Markdown],
     isvc_name: str = "churn-classifier",
     namespace: str = "kfp-tabular",
     action: str = "render",
@@ -30,18 +32,39 @@ def deploy_model(
     publish_uri: str = "",
     s3_endpoint_url: str = "",
     pvc_mount_root: str = "",
+    rollout_strategy: str = "canary",
+    rollout_steps: str = "10,25,50,100",
+    step_interval_seconds: float = 60.0,
+    min_requests: int = 50,
+    max_inconclusive: int = 3,
+    failure_limit: int = 0,
+    min_success_rate: float = 0.99,
+    max_p99_seconds: float = 1.0,
+    max_p99_ratio: float = 2.0,
+    max_prediction_drift: float = 0.1,
+    drift_metric: str = "js",
+    prometheus_url: str = "",
+    prometheus_queries: str = "",
 ) -> NamedTuple("Outputs", [("deployed", bool), ("reason", str), ("url", str)]):
     """Gate on the blessing, then render or apply the InferenceService that serves the model.
 
     A model that is not blessed changes nothing: the manifest holds only a comment and ``deployed`` is False
     with the evaluator's reasons; a blessing about another model (its ``model_sha256`` differs) fails the task.
-    Side effects on a cluster: disable caching on this task (``task.set_caching_options(False)``).
+    On an existing InferenceService, apply rolls the model out as ``rollout_strategy`` says: ``canary`` walks
+    ``rollout_steps``, each step judged over ``step_interval_seconds`` on live Prometheus metrics of canary
+    against stable (success rate, p99 latency, prediction drift), and promotes after the last, or rolls back at
+    once and fails the task with the numbers that failed; ``blue-green`` judges the model at 0% on its own URL,
+    then gives it 100%; ``manual`` leaves it at ``canary_traffic_percent``. A first deployment takes 100% with
+    no analysis. Side effects on a cluster: disable caching on this task (``task.set_caching_options(False)``).
 
     Args:
         model: The trained model directory (``model.joblib`` + ``metadata.json``).
         blessing: The evaluator's blessing JSON; it must be about this model.
         manifest: The InferenceService YAML that was rendered or applied.
         status: JSON: ``deployed``, ``reason``, and for apply the rollout status (revisions, traffic, url).
+        analysis: JSON: the rollout's strategy, verdict and reason, and each step's window, canary and stable
+            measurements, thresholds and checks (no steps when no analysis ran, e.g. a first deployment).
+        analysis_report: The same as Markdown, rendered by the KFP UI.
 
     Returns:
         deployed: True when apply left the model deployed (created, canaried, or already there).
@@ -67,6 +90,19 @@ def deploy_model(
         publish_uri=publish_uri,
         s3_endpoint_url=s3_endpoint_url,
         pvc_mount_root=pvc_mount_root,
+        rollout_strategy=rollout_strategy,
+        rollout_steps=rollout_steps,
+        step_interval_seconds=step_interval_seconds,
+        min_requests=min_requests,
+        max_inconclusive=max_inconclusive,
+        failure_limit=failure_limit,
+        min_success_rate=min_success_rate,
+        max_p99_seconds=max_p99_seconds,
+        max_p99_ratio=max_p99_ratio,
+        max_prediction_drift=max_prediction_drift,
+        drift_metric=drift_metric,
+        prometheus_url=prometheus_url,
+        prometheus_queries=prometheus_queries,
     )
     result = deploy_action(
         request,
@@ -75,8 +111,10 @@ def deploy_model(
         manifest_path=manifest.path,
         status_path=status.path,
         model_path=model.path,
+        analysis_path=analysis.path,
+        analysis_report_path=analysis_report.path,
     )
-    for artifact in (manifest, status):
+    for artifact in (manifest, status, analysis, analysis_report):
         artifact.metadata.update(
             {
                 "action": action,
@@ -87,5 +125,21 @@ def deploy_model(
             }
         )
     manifest.metadata["format"] = "yaml"
+    from kfp_tabular.components.common.decisions import METADATA_KEY, Decision, to_metadata
+
+    verdict = result.get("analysis") or {}
+    decisions = []
+    if verdict.get("verdict") not in ("", "rendered", "not-deployed"):
+        # What the rollout decided for the user (promoted, rolled back, 100% with no analysis, ...).
+        decisions.append(Decision("deploy", "rollout_strategy", verdict["verdict"], str(verdict.get("reason", ""))))
+    for artifact in (analysis, analysis_report):
+        artifact.metadata.update(
+            {
+                "strategy": verdict.get("strategy", ""),
+                "verdict": verdict.get("verdict", ""),
+                "steps": verdict.get("steps", 0),
+                METADATA_KEY: to_metadata(decisions),
+            }
+        )
     outputs = namedtuple("Outputs", ["deployed", "reason", "url"])
     return outputs(bool(result["deployed"]), str(result["reason"]), str(result.get("url") or ""))

@@ -20,7 +20,13 @@ from kfp_tabular.components.common import artifacts, blessing, model_dir
 from kfp_tabular.components.common.errors import ConfigError, DataError, DeployError
 from kfp_tabular.components.deployment.deploy.request import DeployRequest
 from kfp_tabular.components.deployment.kserve.client import api_session, get, load_api_client, require, write_planned
-from kfp_tabular.components.deployment.kserve.isvc import KNATIVE, PREVIOUS_URI_ANNOTATION, annotations_of
+from kfp_tabular.components.deployment.kserve.isvc import (
+    KNATIVE,
+    MODEL_SHA_ANNOTATION,
+    PREVIOUS_URI_ANNOTATION,
+    STATE_CANARY,
+    annotations_of,
+)
 from kfp_tabular.components.deployment.kserve.manifest import (
     RENDER_OPTIONS,
     model_storage_uri,
@@ -32,7 +38,7 @@ from kfp_tabular.components.deployment.kserve.plans import Plan, deploy_plan
 from kfp_tabular.components.deployment.kserve.publish import publish_versioned
 from kfp_tabular.components.deployment.kserve.request import ServiceRequest
 from kfp_tabular.components.deployment.kserve.rollback import apply_rollback
-from kfp_tabular.components.deployment.kserve.status import DeployStatus, status_from_object
+from kfp_tabular.components.deployment.kserve.status import DeployStatus, get_status, status_from_object
 from kfp_tabular.components.deployment.kserve.wait import wait_for
 
 
@@ -170,9 +176,9 @@ def deploy(
     raise DeployError(f"{what} failed: {waited.message}. Rolled back: {outcome.note}")
 
 
-def _render_result(request: DeployRequest, uri: str, base: dict) -> tuple[dict, dict]:
+def _render_result(request: DeployRequest, uri: str, base: dict, model_sha256: str = "") -> tuple[dict, dict]:
     """Render the manifest for ``action=render``; return (manifest, status)."""
-    percent = request.canary_traffic_percent
+    percent = request.first_percent()
     manifest = render(
         ServiceRequest(
             request.isvc_name,
@@ -185,6 +191,7 @@ def _render_result(request: DeployRequest, uri: str, base: dict) -> tuple[dict, 
             runtime=request.runtime,
             service_account_name=request.service_account_name,
             allow_local=True,
+            model_sha256=model_sha256,
         )
     )
     local = uri.startswith("file://")
@@ -211,6 +218,155 @@ def _render_result(request: DeployRequest, uri: str, base: dict) -> tuple[dict, 
     return manifest, status
 
 
+def no_rollout(strategy: str, verdict: str, reason: str) -> dict:
+    """Return the analysis record of a deploy that ran no analysis (first deployment, manual, render, not blessed)."""
+    return {"strategy": strategy, "verdict": verdict, "reason": reason, "steps": []}
+
+
+def write_record(record: Any, analysis_path: str, report_path: str) -> dict:
+    """Write the analysis (JSON) and its Markdown: an engine's ``RolloutOutcome``, or a :func:`no_rollout` dict.
+
+    Returns:
+        The JSON written.
+    """
+    if not analysis_path and not report_path:
+        return record if isinstance(record, dict) else record.to_dict()
+    if not isinstance(record, dict):
+        from kfp_tabular.components.deployment.rollout.record import write_analysis
+
+        write_analysis(record, analysis_path, report_path)
+        return record.to_dict()
+    lines = [
+        "# Rollout analysis",
+        "",
+        f"**{record['verdict']}** ({record['strategy']}): {record['reason']}",
+        "",
+        "No analysis window was run.",
+        "",
+    ]
+    if analysis_path:
+        artifacts.write_json(analysis_path, record)
+    if report_path:
+        artifacts.write_text(report_path, "\n".join(lines))
+    return record
+
+
+def failed_numbers(outcome: Any) -> str:
+    """Return the checks that failed in the outcome's last judged step, with their numbers, in one line ("" if none)."""
+    for step in reversed(getattr(outcome, "steps", []) or []):
+        analysis = getattr(step, "analysis", None)
+        failed = [c for c in getattr(analysis, "checks", []) or [] if not c.passed]
+        if failed:
+            parts = []
+            for check in failed:
+                note = f" ({check.note})" if getattr(check, "note", "") else ""
+                parts.append(
+                    f"{check.name}: canary {_num(check.canary)} vs stable {_num(check.stable)}, threshold "
+                    f"{_num(check.threshold)}{note}"
+                )
+            return f"step {step.index + 1} at {step.percent}%: " + "; ".join(parts)
+    return ""
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def rollout(
+    request: DeployRequest,
+    storage_uri: str,
+    model_sha256: str,
+    api: Any,
+    log: Any = print,
+    reader: Any = None,
+) -> tuple[DeployStatus, Any]:
+    """Deploy ``storage_uri`` as the request's strategy says; return its status and the analysis record.
+
+    * No InferenceService yet: created with the model taking 100%, no analysis (nothing to compare with).
+    * ``manual``: the model at ``canary_traffic_percent`` (today's behaviour), a person promotes or rolls back.
+    * ``canary`` / ``blue-green``: the model is written at the first step (blue-green: 0% on its own URL), then
+      the rollout engine (``rollout.engine.run_rollout``) walks the steps over a
+      :class:`~kfp_tabular.components.deployment.rollout.kserve_backend.KServeTrafficBackend`, reading both
+      models' metrics from Prometheus, and promotes, or rolls back at once.
+
+    Args:
+        request: The checked parameters (action=apply).
+        storage_uri: The model's storageUri.
+        model_sha256: sha256 of the model file (its metrics' ``model_sha256`` label).
+        api: A Kubernetes ApiClient.
+        log: Receives one line per step.
+        reader: A ``PrometheusReader`` (default: one for ``request.prometheus_url``).
+
+    Returns:
+        ``(DeployStatus after the rollout, RolloutOutcome or a no_rollout dict)``.
+
+    Raises:
+        ConfigError: The existing service records no model sha256 for its stable model (nothing written).
+        DeployError: A write or wait failed (after the rollback), or Prometheus could not be read (after the
+            rollback).
+    """
+    from kfp_tabular.components.deployment.kserve.traffic import stable_and_canary_sha
+
+    name, namespace, strategy = request.isvc_name, request.namespace, request.rollout_strategy
+    options = {
+        "deployment_mode": request.deployment_mode,
+        "timeout_seconds": request.timeout_seconds,
+        "api_client": api,
+        "runtime": request.runtime,
+        "service_account_name": request.service_account_name,
+        "model_sha256": model_sha256,
+    }
+    existing = get(api, namespace, name)
+    if existing is None:
+        status = deploy(name, namespace, storage_uri, canary_traffic_percent=None, **options)
+        why = (
+            f"InferenceService {namespace}/{name} did not exist: created with the model taking 100% of the traffic, "
+            "no analysis (there is no stable model to compare with)"
+        )
+        return status, no_rollout(strategy, "first-deployment", why)
+    if strategy == "manual":
+        status = deploy(name, namespace, storage_uri, canary_traffic_percent=request.canary_traffic_percent, **options)
+        why = f"{status.message}; a person promotes or rolls back (kfp-tabular rollout promote|rollback)"
+        return status, no_rollout(strategy, "manual", why)
+    stable_sha, canary_sha = stable_and_canary_sha(existing)
+    if stable_sha == model_sha256:
+        status = deploy(name, namespace, storage_uri, canary_traffic_percent=None, **options)
+        return status, no_rollout(strategy, "unchanged", f"{storage_uri} is the stable model already: {status.message}")
+    if not stable_sha:
+        raise ConfigError(
+            f"rollout_strategy: InferenceService {namespace}/{name}'s stable predictor records no "
+            f"{MODEL_SHA_ANNOTATION} annotation (deployed by an older version or kubectl), so its metrics cannot be "
+            "told apart from the candidate's; nothing was changed. Deploy this model with rollout_strategy=manual "
+            "and promote it: deploys after that record the sha and can be canaried"
+        )
+    policy = request.policy()
+    from kfp_tabular.components.deployment.rollout.engine import run_rollout
+    from kfp_tabular.components.deployment.rollout.kserve_backend import KServeTrafficBackend
+    from kfp_tabular.components.deployment.rollout.metrics import PrometheusReader
+
+    if reader is None:
+        reader = PrometheusReader(request.prometheus_url, request.query_templates())
+    status = deploy(name, namespace, storage_uri, canary_traffic_percent=request.first_percent(), **options)
+    if status.action not in ("canary", "unchanged") or status.rollout_state != STATE_CANARY:
+        why = f"{status.message} (no canary was possible, so no analysis)"
+        return status, no_rollout(strategy, status.action, why)
+    backend = KServeTrafficBackend(
+        api,
+        namespace,
+        name,
+        stable_sha256=stable_sha,
+        canary_sha256=model_sha256,
+        timeout_seconds=request.timeout_seconds,
+        log=log,
+    )
+    log(
+        f"rollout ({strategy}) of {storage_uri} on {backend.description}: {backend.canary_selector} against "
+        f"{backend.stable_selector}, Prometheus {request.prometheus_url}"
+    )
+    outcome = run_rollout(backend, reader, policy, log=log)
+    return get_status(name, namespace, api_client=api), outcome
+
+
 def deploy_action(
     request: DeployRequest,
     *,
@@ -220,8 +376,12 @@ def deploy_action(
     status_path: str,
     model_path: str = "",
     api_client: Any = None,
+    analysis_path: str = "",
+    analysis_report_path: str = "",
+    reader: Any = None,
+    log: Any = print,
 ) -> dict:
-    """Run the deploy component's logic: gate, then render or apply; write the manifest and status files.
+    """Run the deploy component's logic: gate, then render or apply; write the manifest, status and analysis.
 
     Args:
         request: The checked parameters.
@@ -231,13 +391,19 @@ def deploy_action(
         status_path: Where to write the status JSON.
         model_path: The model directory on this machine (the artifact's local path); default ``model_uri``.
         api_client: Use this client instead of loading one (tests, CLI).
+        analysis_path: Where to write the rollout's analysis JSON ("" : not written).
+        analysis_report_path: Where to write its Markdown ("" : not written).
+        reader: A ``PrometheusReader`` to use instead of one for ``request.prometheus_url`` (tests).
+        log: Receives the rollout's lines (one per step).
 
     Returns:
-        ``{"deployed": bool, "reason": str, "url": str, ...}``, the same dict written to ``status_path``.
+        ``{"deployed": bool, "reason": str, "url": str, "analysis": {strategy, verdict, reason, steps}, ...}``,
+        the dict written to ``status_path``.
 
     Raises:
         ConfigError, DataError: Bad parameters, blessing, or a blessing about another model (nothing written).
-        DeployError: The deployment failed and was rolled back (status file written with the reason).
+        DeployError: The deployment failed, or its analysis did, and was rolled back (status and analysis
+            written, the message has the numbers that failed).
     """
     local_model = model_path or model_uri
     decision = gate(blessing_path, local_model)
@@ -248,8 +414,12 @@ def deploy_action(
         "blessed": decision.blessed,
         "gate": decision.reason,
     }
+    strategy = request.rollout_strategy
     if not decision.blessed:
-        result = {**base, "deployed": False, "reason": decision.reason, "url": ""}
+        record = write_record(
+            no_rollout(strategy, "not-deployed", decision.reason), analysis_path, analysis_report_path
+        )
+        result = {**base, "deployed": False, "reason": decision.reason, "url": "", "analysis": _brief(record)}
         artifacts.write_text(manifest_path, f"# Nothing rendered or applied: {decision.reason}\n")
         artifacts.write_json(status_path, result)
         return result
@@ -263,8 +433,14 @@ def deploy_action(
             pvc_mount_root=request.pvc_mount_root,
         )
         base["published_to"] = storage_uri
+    sha = decision.files[model_dir.MODEL_FILE]
     if request.action == "render":
-        manifest, result = _render_result(request, storage_uri or model_storage_uri(model_uri, allow_local=True), base)
+        manifest, result = _render_result(
+            request, storage_uri or model_storage_uri(model_uri, allow_local=True), base, sha
+        )
+        why = f"rendered only (action=render); apply would roll out with strategy {strategy}"
+        record = write_record(no_rollout(strategy, "rendered", why), analysis_path, analysis_report_path)
+        result["analysis"] = _brief(record)
         artifacts.write_text(manifest_path, to_yaml(manifest))
         artifacts.write_json(status_path, result)
         return result
@@ -272,29 +448,40 @@ def deploy_action(
     uri = storage_uri or model_storage_uri(model_uri)
     with api_session(request.kubeconfig_path, api_client) as api:
         try:
-            status = deploy(
-                request.isvc_name,
-                request.namespace,
-                uri,
-                canary_traffic_percent=request.canary_traffic_percent,
-                deployment_mode=request.deployment_mode,
-                timeout_seconds=request.timeout_seconds,
-                api_client=api,
-                runtime=request.runtime,
-                service_account_name=request.service_account_name,
-            )
+            status, record = rollout(request, uri, sha, api, log=log, reader=reader)
             obj = require(api, request.namespace, request.isvc_name)
         except DeployError as exc:
+            record = write_record(no_rollout(strategy, "failed", str(exc)), analysis_path, analysis_report_path)
             failed = {**base, "deployed": False, "reason": str(exc), "url": "", "storage_uri": uri}
-            artifacts.write_json(status_path, failed)
+            artifacts.write_json(status_path, {**failed, "analysis": _brief(record)})
             raise
+    written = write_record(record, analysis_path, analysis_report_path)
+    verdict = written.get("verdict", "")
     result = {
         **status.as_dict(),
         **base,
         "rollout": status.action,
-        "deployed": True,
-        "reason": f"{status.action}: {status.message}",
+        "analysis": _brief(written),
+        "deployed": verdict not in ("rolled_back",),
+        "reason": f"{status.action}: {status.message}" if verdict != "rolled_back" else str(written.get("reason")),
     }
     artifacts.write_text(manifest_path, to_yaml(strip_server_fields(obj)))
     artifacts.write_json(status_path, result)
+    if verdict == "rolled_back":
+        numbers = failed_numbers(record)
+        raise DeployError(
+            f"rollout of {uri} to {request.namespace}/{request.isvc_name} rolled back: {written.get('reason')}"
+            + (f" ({numbers})" if numbers and numbers not in str(written.get("reason")) else "")
+            + f"; all traffic is on the stable model again ({status.storage_uri})"
+        )
     return result
+
+
+def _brief(record: dict) -> dict:
+    """Return the rollout's verdict for the status JSON (the analysis artifact has the steps)."""
+    return {
+        "strategy": record.get("strategy", ""),
+        "verdict": record.get("verdict", ""),
+        "reason": record.get("reason", ""),
+        "steps": len(record.get("steps") or []),
+    }

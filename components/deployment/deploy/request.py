@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.common.params import descriptions, param
-from kfp_tabular.components.deployment.kserve.isvc import normalize_deployment_mode
+from kfp_tabular.components.deployment.kserve.isvc import KNATIVE, normalize_deployment_mode
 from kfp_tabular.components.deployment.kserve.request import (
     TargetRequest,
     check_name,
@@ -19,7 +20,23 @@ from kfp_tabular.components.deployment.kserve.request import (
 )
 
 ACTIONS = ("render", "apply")
+STRATEGIES = ("canary", "blue-green", "manual")
 _TARGET = descriptions(TargetRequest)
+
+#: The rollout fields and the names RolloutPolicy.from_params takes them by (the pipeline's flat names).
+ROLLOUT_FIELDS = (
+    "rollout_strategy",
+    "rollout_steps",
+    "step_interval_seconds",
+    "min_requests",
+    "max_inconclusive",
+    "failure_limit",
+    "min_success_rate",
+    "max_p99_seconds",
+    "max_p99_ratio",
+    "max_prediction_drift",
+    "drift_metric",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +51,8 @@ class DeployRequest:
         "render",
     )
     canary_traffic_percent: int | None = param(
-        "Traffic percent for a new model on an existing InferenceService until it is promoted; 100 for a full "
-        "rollout. A first deployment always takes 100%.",
+        "rollout_strategy=manual: traffic percent for a new model on an existing InferenceService until a person "
+        "promotes it; 100 for a full rollout. A first deployment always takes 100%.",
         10,
     )
     deployment_mode: str = param(
@@ -62,6 +79,48 @@ class DeployRequest:
     )
     s3_endpoint_url: str = param("S3-compatible endpoint (MinIO) for publishing; default from the environment.", "")
     pvc_mount_root: str = param("Where the ``pvc://`` claim of publish_uri is mounted in the deploy task.", "")
+    rollout_strategy: str = param(
+        "How a new model on an existing InferenceService takes the traffic (apply only): ``canary`` walks "
+        "rollout_steps, each gated on live metrics of canary against stable read from prometheus_url, and "
+        "promotes or rolls back by itself; ``blue-green`` checks the new revision at 0% on its own URL (Knative "
+        "tag routing), then gives it 100% at once; ``manual`` leaves it at canary_traffic_percent for a person "
+        "to promote or roll back. A first deployment always takes 100% with no analysis.",
+        "canary",
+    )
+    rollout_steps: str = param(
+        "Canary traffic percents, comma-separated, strictly increasing, the last 100 (e.g. ``10,25,50,100``).",
+        "10,25,50,100",
+    )
+    step_interval_seconds: float = param(
+        "Seconds each step (and the blue-green check) runs: the analysis window, canary and stable alike.", 60.0
+    )
+    min_requests: int = param(
+        "Canary requests a window needs; fewer is inconclusive (waits another window, never promotes).", 50
+    )
+    max_inconclusive: int = param("Inconclusive windows in a row at one step before the rollout rolls back.", 3)
+    failure_limit: int = param("Failed analyses tolerated over the rollout; one more rolls back at once.", 0)
+    min_success_rate: float = param("Lowest canary share of requests not answered 5xx in a window (0-1).", 0.99)
+    max_p99_seconds: float = param("Highest canary p99 latency in a window, in seconds.", 1.0)
+    max_p99_ratio: float = param(
+        "Highest canary p99 / stable p99 (judged when stable's p99 is above the noise floor).", 2.0
+    )
+    max_prediction_drift: float = param(
+        "Largest distance between canary's and stable's predicted-score histograms in a window (drift_metric).",
+        0.1,
+    )
+    drift_metric: str = param(
+        "``js`` (Jensen-Shannon distance, base 2, 0-1) or ``psi`` (population stability index).", "js"
+    )
+    prometheus_url: str = param(
+        "Prometheus that scrapes the predictor pods (e.g. ``http://prometheus.monitoring:9090``); needed by "
+        "action=apply with rollout_strategy canary or blue-green.",
+        "",
+    )
+    prometheus_queries: str = param(
+        "JSON object overriding the PromQL templates (requests, server_errors, client_errors, p99, score_buckets), "
+        "or the name of a documented set; empty: the model server's metrics.",
+        "",
+    )
 
     def __post_init__(self) -> None:
         """Check every field; normalize the deployment mode."""
@@ -84,3 +143,56 @@ class DeployRequest:
             )
         if self.storage_uri:
             check_storage_uri(self.storage_uri, allow_local=self.action == "render")
+        policy = self.policy()
+        if policy.strategy == "canary" and policy.steps[0] >= 100:
+            raise ConfigError(
+                f"rollout_steps: a canary starts below 100% (got {self.rollout_steps!r}); for all traffic at once "
+                "with a check first use rollout_strategy=blue-green, without one rollout_strategy=manual with "
+                "canary_traffic_percent=100"
+            )
+        for name in ("prometheus_url", "prometheus_queries"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}: expected a string, got {getattr(self, name)!r}")
+        if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
+            raise ConfigError(f"prometheus_url: expected an http:// or https:// URL, got {self.prometheus_url!r}")
+        self.query_templates()
+        if self.action == "apply" and self.rollout_strategy != "manual" and not self.prometheus_url:
+            raise ConfigError(
+                f"prometheus_url: rollout_strategy={self.rollout_strategy!r} gates each step on live metrics, so "
+                "action=apply needs the Prometheus that scrapes the predictor; give prometheus_url, or "
+                "rollout_strategy=manual to leave the canary at canary_traffic_percent for a person to promote"
+            )
+        if self.rollout_strategy == "blue-green" and self.deployment_mode != KNATIVE:
+            raise ConfigError(
+                "rollout_strategy, deployment_mode: blue-green checks the new revision at 0% on its own URL, which "
+                "needs KServe tag routing (Knative mode); Standard mode's spec.canary[] entries have no URL of "
+                "their own. Use rollout_strategy=canary in Standard mode"
+            )
+
+    def first_percent(self) -> int | None:
+        """Return the new model's first share of the traffic: canary's first step, blue-green 0, manual's percent."""
+        if self.rollout_strategy == "canary":
+            return self.policy().steps[0]
+        if self.rollout_strategy == "blue-green":
+            return 0
+        return self.canary_traffic_percent
+
+    def policy(self) -> Any:
+        """Return the rollout policy these parameters describe (``rollout.policy.RolloutPolicy``).
+
+        Raises:
+            ConfigError: Naming the first bad rollout field.
+        """
+        from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy
+
+        return RolloutPolicy.from_params(**{name: getattr(self, name) for name in ROLLOUT_FIELDS})
+
+    def query_templates(self) -> Any:
+        """Return the PromQL templates (``rollout.metrics.QueryTemplates``) prometheus_queries names or overrides.
+
+        Raises:
+            ConfigError: prometheus_queries is not JSON, not an object, or names unknown templates.
+        """
+        from kfp_tabular.components.deployment.rollout.metrics import templates_from_json
+
+        return templates_from_json(self.prometheus_queries)

@@ -33,6 +33,14 @@ PREVIOUS_PREDICTOR_NAME_ANNOTATION = "kfp-tabular.dev/previous-predictor-name"
 PREVIOUS_PREDICTOR_ANNOTATION = "kfp-tabular.dev/previous-predictor"
 ROLLOUT_STATE_ANNOTATION = "kfp-tabular.dev/rollout-state"
 ROLLED_BACK_FROM_ANNOTATION = "kfp-tabular.dev/rolled-back-from"
+#: On a predictor (``spec.predictor.annotations``, or a Standard canary's): the sha256 of the model file it
+#: serves, the ``model_sha256`` label of its metrics. It travels with the predictor (previous-predictor record,
+#: promote, rollback), so each revision's metrics can be told apart in Prometheus.
+MODEL_SHA_ANNOTATION = "kfp-tabular.dev/model-sha256"
+PREDICTOR_ANNOTATION_KEYS_WE_OWN = (MODEL_SHA_ANNOTATION,)
+#: KServe: add ``prometheus.io/scrape|port|path`` to the predictor pods (port and path from the ServingRuntime's
+#: ``prometheus.kserve.io/port|path``).
+PROMETHEUS_SCRAPING_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
 
 STATE_STABLE = "stable"
 STATE_CANARY = "canary"
@@ -86,6 +94,11 @@ def predictor_of(obj: dict) -> dict:
 def predictor_uri(obj: dict) -> str:
     """Return the predictor model's ``storageUri``."""
     return (predictor_of(obj).get("model") or {}).get("storageUri", "")
+
+
+def model_sha_of(predictor: dict) -> str:
+    """Return the model sha256 recorded on a predictor spec (``""`` when none is)."""
+    return str(((predictor or {}).get("annotations") or {}).get(MODEL_SHA_ANNOTATION) or "")
 
 
 def canaries_of(obj: dict) -> list:

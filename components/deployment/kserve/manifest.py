@@ -13,6 +13,8 @@ from kfp_tabular.components.deployment.kserve.isvc import (
     DEPLOYMENT_MODE_ANNOTATION,
     KIND,
     KNATIVE,
+    MODEL_SHA_ANNOTATION,
+    PROMETHEUS_SCRAPING_ANNOTATION,
     TAG_ROUTING_ANNOTATION,
 )
 from kfp_tabular.components.deployment.kserve.request import CLUSTER_SCHEMES, ServiceRequest, check_storage_uri
@@ -47,10 +49,15 @@ def render(request: ServiceRequest) -> dict:
         predictor["serviceAccountName"] = request.service_account_name
     if request.canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = request.canary_traffic_percent
+    if request.model_sha256:
+        # On the predictor, so it travels with it (previous-predictor record, promote, rollback) and lands on
+        # its pods: which model each revision serves, the model_sha256 label of its metrics.
+        predictor["annotations"] = {MODEL_SHA_ANNOTATION: request.model_sha256}
     predictor["model"] = model
 
-    meta_annotations = {DEPLOYMENT_MODE_ANNOTATION: mode}
+    meta_annotations = {DEPLOYMENT_MODE_ANNOTATION: mode, PROMETHEUS_SCRAPING_ANNOTATION: "true"}
     if mode == KNATIVE:
+        # Blue-green previews the candidate at 0% on its own URL (the ``latest`` tag).
         meta_annotations[TAG_ROUTING_ANNOTATION] = "true"
     meta_annotations.update(extra_annotations)
     meta_labels = {"app.kubernetes.io/name": request.name, "app.kubernetes.io/managed-by": "kfp-tabular"}
@@ -102,7 +109,15 @@ def render_inference_service(
 
 
 #: The options of :func:`render_inference_service` (and of deploy) beyond name, namespace, model and split.
-RENDER_OPTIONS = ("runtime", "service_account_name", "protocol_version", "resources", "labels", "annotations")
+RENDER_OPTIONS = (
+    "runtime",
+    "service_account_name",
+    "protocol_version",
+    "resources",
+    "labels",
+    "annotations",
+    "model_sha256",
+)
 
 
 def to_yaml(obj: dict) -> str:

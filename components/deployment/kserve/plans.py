@@ -17,9 +17,11 @@ from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.deployment.kserve.client import standard_canary_supported
 from kfp_tabular.components.deployment.kserve.isvc import (
     KNATIVE,
+    PREDICTOR_ANNOTATION_KEYS_WE_OWN,
     PREVIOUS_PREDICTOR_ANNOTATION,
     PREVIOUS_PREDICTOR_NAME_ANNOTATION,
     PREVIOUS_URI_ANNOTATION,
+    PROMETHEUS_SCRAPING_ANNOTATION,
     ROLLED_BACK_FROM_ANNOTATION,
     ROLLOUT_STATE_ANNOTATION,
     STANDARD,
@@ -101,6 +103,17 @@ def model_patch(existing_model: dict, desired_model: dict) -> dict:
     if isinstance(desired_model.get("resources"), dict) and isinstance(existing_model.get("resources"), dict):
         patch["resources"] = merge_diff(existing_model["resources"], desired_model["resources"])
     return patch
+
+
+def predictor_annotations_patch(existing_predictor: dict, desired_predictor: dict) -> dict | None:
+    """Merge patch of a predictor's ``annotations``: ours (the model sha256) set or removed, others left alone."""
+    current = existing_predictor.get("annotations") or {}
+    want = desired_predictor.get("annotations") or {}
+    patch = {k: v for k, v in want.items() if current.get(k) != v}
+    for key in PREDICTOR_ANNOTATION_KEYS_WE_OWN:
+        if key in current and key not in want:
+            patch[key] = None
+    return patch or None
 
 
 def spec_matches(existing: dict, desired_predictor: dict, mode: str) -> bool:
@@ -201,6 +214,9 @@ def promote_plan(obj: dict, check_health: bool = True, action: str = "promoted")
             "model": model_patch(stable.get("model") or {}, canary_predictor.get("model") or {}),
             "serviceAccountName": canary_predictor.get("serviceAccountName") or None,
         }
+        annotations_patch = predictor_annotations_patch(stable, canary_predictor)
+        if annotations_patch:
+            predictor_patch["annotations"] = annotations_patch
         body = {"metadata": {"annotations": annotations}, "spec": {"predictor": predictor_patch, "canary": None}}
         before = baseline(obj, new_revision=False)
         uri = (canary_predictor.get("model") or {}).get("storageUri", "")
@@ -298,6 +314,9 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
         "labels": desired["metadata"]["labels"],
         "annotations": {ROLLED_BACK_FROM_ANNOTATION: None},
     }
+    for key in (PROMETHEUS_SCRAPING_ANNOTATION,):
+        if key in desired["metadata"]["annotations"] and key not in annotations_of(existing):
+            meta_patch["annotations"][key] = desired["metadata"]["annotations"][key]
     if mode == KNATIVE:
         stable_uri = annotations.get(PREVIOUS_URI_ANNOTATION, "") if state == STATE_CANARY else predictor_uri(existing)
         stable_uri = stable_uri or predictor_uri(existing)
@@ -308,6 +327,9 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
             "canaryTrafficPercent": percent if canary else None,
             "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
         }
+        annotations_patch = predictor_annotations_patch(predictor_of(existing), desired_predictor)
+        if annotations_patch:
+            predictor_patch["annotations"] = annotations_patch
         spec_patch: dict[str, Any] = {"predictor": predictor_patch}
         old_revision = status.get("latestReadyRevision", "")
         latest_percent = percent if canary and percent is not None else 100
@@ -332,6 +354,8 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
             canary_predictor = {"name": cname, "model": canary_model}
             if desired_predictor.get("serviceAccountName"):
                 canary_predictor["serviceAccountName"] = desired_predictor["serviceAccountName"]
+            if desired_predictor.get("annotations"):
+                canary_predictor["annotations"] = dict(desired_predictor["annotations"])
             spec_patch = {"canary": [{"trafficPercent": percent, "predictor": canary_predictor}]}
             canary_percent = int(percent or 0)
             before = baseline(existing, new_revision=False, canary_name=cname)
@@ -347,6 +371,9 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
                 },
                 "canary": None,
             }
+            annotations_patch = predictor_annotations_patch(predictor_of(existing), desired_predictor)
+            if annotations_patch:
+                spec_patch["predictor"]["annotations"] = annotations_patch
             before = baseline(existing, new_revision=False)
 
             def expect(gen: int) -> Expectation:

@@ -143,6 +143,9 @@ def check_service_account(value: Any) -> str:
     return value
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 @dataclasses.dataclass(frozen=True)
 class ServiceRequest:
     """An InferenceService to render or deploy, every field checked (ConfigError names the first bad one).
@@ -163,6 +166,7 @@ class ServiceRequest:
     labels: dict | None = None
     annotations: dict | None = None
     allow_local: bool = False
+    model_sha256: str = ""
 
     def __post_init__(self) -> None:
         """Check every field; normalize the mode and the maps."""
@@ -182,6 +186,8 @@ class ServiceRequest:
         set_(self, "resources", check_resources(self.resources))
         set_(self, "labels", check_str_map(self.labels, "labels"))
         set_(self, "annotations", check_str_map(self.annotations, "annotations"))
+        if not isinstance(self.model_sha256, str) or (self.model_sha256 and not _SHA256.match(self.model_sha256)):
+            raise ConfigError(f"model_sha256: expected 64 lowercase hex digits or '', got {self.model_sha256!r}")
 
     @property
     def canary(self) -> bool:

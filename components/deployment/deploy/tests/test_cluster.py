@@ -388,7 +388,9 @@ def test_deploy_action_failure_writes_status_and_no_manifest(api, namespace, con
     }
 
     def request(storage_uri: str) -> DeployRequest:
-        return DeployRequest("churn", namespace, "apply", storage_uri=storage_uri, timeout_seconds=30)
+        return DeployRequest(
+            "churn", namespace, "apply", storage_uri=storage_uri, timeout_seconds=30, rollout_strategy="manual"
+        )
 
     first = core.deploy_action(
         request(A), manifest_path=str(tmp_path / "m1.yaml"), status_path=str(tmp_path / "s1.json"), **common

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 from kfp import dsl
-from kfp.dsl import Artifact, Model
+from kfp.dsl import Artifact, Markdown, Model
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.deployment.deploy import core
@@ -35,7 +35,18 @@ def deploy_pipeline(
     canary_traffic_percent: int = 10,
     publish_uri: str = "",
     pvc_mount_root: str = "",
-) -> NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)]):
+    rollout_strategy: str = "manual",
+) -> NamedTuple(
+    "Outputs",
+    [
+        ("manifest", Artifact),
+        ("status", Artifact),
+        ("analysis", Artifact),
+        ("analysis_report", Markdown),
+        ("deployed", bool),
+        ("reason", str),
+    ],
+):
     model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=True)
     blessing = dsl.importer(artifact_uri=blessing_uri, artifact_class=Artifact, reimport=True)
     task = deploy_model(
@@ -49,10 +60,28 @@ def deploy_pipeline(
         timeout_seconds=60,
         publish_uri=publish_uri,
         pvc_mount_root=pvc_mount_root,
+        rollout_strategy=rollout_strategy,
     )
     task.set_caching_options(False)
-    outputs = NamedTuple("Outputs", [("manifest", Artifact), ("status", Artifact), ("deployed", bool), ("reason", str)])
-    return outputs(task.outputs["manifest"], task.outputs["status"], task.outputs["deployed"], task.outputs["reason"])
+    outputs = NamedTuple(
+        "Outputs",
+        [
+            ("manifest", Artifact),
+            ("status", Artifact),
+            ("analysis", Artifact),
+            ("analysis_report", Markdown),
+            ("deployed", bool),
+            ("reason", str),
+        ],
+    )
+    return outputs(
+        task.outputs["manifest"],
+        task.outputs["status"],
+        task.outputs["analysis"],
+        task.outputs["analysis_report"],
+        task.outputs["deployed"],
+        task.outputs["reason"],
+    )
 
 
 @pytest.fixture()
@@ -144,7 +173,11 @@ def test_render_not_blessed_renders_nothing(local_runner, tmp_path, model_dir):
         "namespace": "kfp-tabular",
         "reason": run.outputs["reason"],
         "url": "",
+        "analysis": {"strategy": "manual", "verdict": "not-deployed", "reason": run.outputs["reason"], "steps": 0},
     }
+    analysis = json.loads(Path(run.outputs["analysis"].path).read_text())
+    assert analysis["verdict"] == "not-deployed" and analysis["steps"] == []
+    assert "not-deployed" in Path(run.outputs["analysis_report"].path).read_text()
 
 
 def test_bad_parameters_fail_the_task(local_runner, tmp_path, model_dir):
@@ -178,7 +211,22 @@ def test_raw_function_checks_parameters_before_reading_anything(tmp_path):
             blessing=Artifact(uri=str(tmp_path / "absent")),
             manifest=Artifact(uri=str(tmp_path / "m")),
             status=Artifact(uri=str(tmp_path / "s")),
+            analysis=Artifact(uri=str(tmp_path / "a")),
+            analysis_report=Markdown(uri=str(tmp_path / "r")),
             isvc_name="Not_A_Name",
+        )
+
+
+def test_raw_function_apply_with_canary_needs_prometheus_url_before_reading_anything(tmp_path):
+    with pytest.raises(ConfigError, match="^prometheus_url: .*rollout_strategy=manual"):
+        deploy_model.python_func(
+            model=Model(uri=str(tmp_path / "missing-model")),
+            blessing=Artifact(uri=str(tmp_path / "missing-blessing")),
+            manifest=Artifact(uri=str(tmp_path / "m")),
+            status=Artifact(uri=str(tmp_path / "s")),
+            analysis=Artifact(uri=str(tmp_path / "a")),
+            analysis_report=Markdown(uri=str(tmp_path / "r")),
+            action="apply",
         )
 
 
@@ -189,7 +237,10 @@ def test_raw_function_apply_refuses_a_local_model(tmp_path, model_dir):
             blessing=Artifact(uri=str(blessing_file(tmp_path, True))),
             manifest=Artifact(uri=str(tmp_path / "m")),
             status=Artifact(uri=str(tmp_path / "s")),
+            analysis=Artifact(uri=str(tmp_path / "a")),
+            analysis_report=Markdown(uri=str(tmp_path / "r")),
             action="apply",
+            rollout_strategy="manual",
         )
 
 

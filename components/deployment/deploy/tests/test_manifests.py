@@ -32,6 +32,7 @@ KUSTOMIZATIONS = [
     "rbac",
     "storage",
     "runtime",
+    "monitoring",
 ]
 OVERLAYS = ["first-deploy", "canary", "promote", "rollback"]
 STABLE, CANDIDATE = "s3://models/churn-classifier/stable", "s3://models/churn-classifier/candidate"
@@ -157,6 +158,31 @@ def test_runtime_runs_our_model_server_in_the_serve_image():
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert runtime["spec"]["supportedModelFormats"] == [{"name": "sklearn", "version": "1", "autoSelect": False}]
     assert runtime["spec"]["protocolVersions"] == ["v1", "v2"]
+
+
+@needs_kubectl
+def test_predictors_are_scraped_where_the_model_server_serves_metrics():
+    """KServe's scraping annotation on the service, the runtime's port/path, and the PodMonitor agree."""
+    isvc = build("base")[0]
+    assert isvc["metadata"]["annotations"][kisvc.PROMETHEUS_SCRAPING_ANNOTATION] == "true"
+    for mode in ("Knative", "Standard"):
+        rendered = kmanifest.render_inference_service("m", "ns", STABLE, deployment_mode=mode)
+        assert rendered["metadata"]["annotations"][kisvc.PROMETHEUS_SCRAPING_ANNOTATION] == "true"
+    runtime = build("runtime")[0]
+    port = runtime["spec"]["annotations"]["prometheus.kserve.io/port"]
+    path = runtime["spec"]["annotations"]["prometheus.kserve.io/path"]
+    assert f"--http_port={port}" in runtime["spec"]["containers"][0]["args"]
+    (monitor,) = build("monitoring")
+    assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (str(endpoint["targetPort"]), endpoint["path"]) == (port, path)
+    # Predictor pods of any InferenceService (KServe labels them), not selected by the kustomization's labels.
+    assert monitor["spec"]["selector"] == {
+        "matchLabels": {"component": "predictor"},
+        "matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}],
+    }
+    targets = {r["targetLabel"] for r in endpoint["relabelings"]}
+    assert {"namespace_name", "revision_name"} <= targets
 
 
 @needs_kubectl
