@@ -95,7 +95,8 @@ def test_non_tty_prints_one_line_per_task_and_the_logs_hold_everything(tmp_path)
     assert second and second.group(1, 2, 6, 7) == ("✗", "validate-data", "2", "5"), lines[2]
     assert lines[2].endswith(f"FAILED: see {run_dir / 'logs' / 'validate-data.log'}")
     assert [t.as_dict()["status"] for t in console.tasks] == ["SUCCESS", "FAILURE"]
-    assert set(console.tasks[0].as_dict()) == {"name", "status", "seconds", "peak_rss_mb", "log"}
+    assert set(console.tasks[0].as_dict()) == {"name", "status", "seconds", "peak_rss_mb", "log", "ended_s", "warm"}
+    assert console.tasks[0].ended_s <= console.tasks[1].ended_s and not console.tasks[0].warm  # no pool: cold
     assert console.tasks[0].peak_rss_mb is None  # no child process was seen: unknown, not 0
     assert console.last_error == "ValidationFailed: data validation failed: 4 anomalies (has_partner)"
 

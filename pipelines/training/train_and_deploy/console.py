@@ -9,7 +9,9 @@ the length of a run (``contextlib.redirect_stdout``) and also wraps two kfp.loca
   ``<run_dir>/logs/<task>.log`` and the rest (the pipeline's own lines) to ``<run_dir>/logs/run.log``;
 - ``subprocess_task_handler.run_local_subprocess`` (the SubprocessRunner's child): the same command and the same
   streaming, but started with the task's compiled environment (kfp 2.13's SubprocessRunner drops it, a pod gets
-  it: ``OMP_NUM_THREADS`` from the CPU limit), and its process id is known, for the memory figure.
+  it: ``OMP_NUM_THREADS`` from the CPU limit), and its process id is known, for the memory figure. With a
+  ``warm`` pool (warm.py) the child is an interpreter started before the task with that environment and the
+  task's imports done, which runs the same command; anything unexpected runs it as above, noted in the logs.
 
 Modes: ``tasks`` (default) prints one line per task, live on a terminal (a spinner, the elapsed seconds and
 memory, rewritten in place) and only the finished line otherwise (CI, pipes, notebooks); ``verbose`` streams
@@ -64,15 +66,25 @@ class TaskRecord:
     log: str = ""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     started: float = 0.0
+    #: Seconds from the console's start (the pipeline's, in this process) to the task's end.
+    ended_s: float = 0.0
+    #: Whether the task ran in a warm interpreter (warm.py), started before the task.
+    warm: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the summary's contract: name, status (SUCCESS/FAILURE), seconds, peak_rss_mb (None: unknown), log."""
+        """Return the summary's contract.
+
+        name, status (SUCCESS/FAILURE), seconds, peak_rss_mb (None: unknown), log, ended_s (seconds from the run's
+        start to the task's end) and warm (it ran in a warm interpreter).
+        """
         return {
             "name": self.name,
             "status": self.status,
             "seconds": self.seconds,
             "peak_rss_mb": self.peak_rss_mb,
             "log": self.log,
+            "ended_s": self.ended_s,
+            "warm": self.warm,
         }
 
 
@@ -165,6 +177,7 @@ class TaskConsole(io.TextIOBase):
         interval: Seconds between two samples of memory (and spinner frames).
         live: Animate a line in place; None: when ``terminal`` is a TTY and the mode is ``tasks``.
         on_run_dir: Called with the run directory once it is known, before the logs are created in it.
+        warm: Warm interpreters for the SubprocessRunner's tasks (warm.py), None: a fresh one per task.
     """
 
     def __init__(
@@ -175,6 +188,7 @@ class TaskConsole(io.TextIOBase):
         interval: float = 0.1,
         live: bool | None = None,
         on_run_dir: Callable[[Path], None] | None = None,
+        warm=None,
     ):
         from kfp_tabular.components.common.errors import ConfigError
 
@@ -203,6 +217,8 @@ class TaskConsole(io.TextIOBase):
         self._thread: threading.Thread | None = None
         self._frame = 0
         self._stack: contextlib.ExitStack | None = None
+        self.warm = warm
+        self._entered = time.monotonic()
 
     # --- the stream kfp.local writes to ---------------------------------------------------------------------
     def writable(self) -> bool:
@@ -277,6 +293,7 @@ class TaskConsole(io.TextIOBase):
             if record is None:
                 return
             record.seconds = round(time.monotonic() - record.started, 2)
+            record.ended_s = round(time.monotonic() - self._entered, 2)
             record.status = "SUCCESS" if succeeded else "FAILURE"
             self._task_log.write(f"[kfp-tabular] task {record.name}: {record.status} in {record.seconds:.1f} s\n")
             self._task_log.close()
@@ -285,6 +302,15 @@ class TaskConsole(io.TextIOBase):
                 prefix = "\r" if self.live else ""
                 self.terminal.write(f"{prefix}{self.line(record)}{chr(27) + '[K' if self.live else ''}\n")
                 self.terminal.flush()
+
+    def note(self, text: str) -> None:
+        """Write a line of kfp-tabular's own to the current task's log and to ``run.log`` (not the terminal)."""
+        line = f"[kfp-tabular] {self._current.name + ': ' if self._current else ''}{text}\n"
+        with self._lock:
+            for log in {id(log): log for log in (self._task_log, self._run_log) if log is not None}.values():
+                log.write(line)
+            if self._task_log is None and self._run_log is None:
+                self._pending.append(line)
 
     def line(self, record: TaskRecord, frame: str | None = None) -> str:
         """Return a task's terminal line: ``  ✓ ingest            1.7 s   412 MB  (1/5)``."""
@@ -361,9 +387,14 @@ class TaskConsole(io.TextIOBase):
         """Run kfp 2.13's ``run_local_subprocess``, with the task's compiled environment and its pid known."""
         env = dict(os.environ)
         env.update(self._current.env if self._current else {})
-        with subprocess.Popen(
-            full_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
-        ) as process:
+        process = self.warm.take(full_command, env) if self.warm is not None else None
+        if process is not None and self._current is not None:
+            self._current.warm = True
+        if process is None:
+            process = subprocess.Popen(
+                full_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+            )
+        with process:
             self.child_started(process.pid)
             if process.stdout:
                 for line in iter(process.stdout.readline, ""):
@@ -376,6 +407,7 @@ class TaskConsole(io.TextIOBase):
         from kfp.local import subprocess_task_handler, task_dispatcher
 
         self._stack = contextlib.ExitStack()
+        self._entered = time.monotonic()
         stack = self._stack
         original_dispatch = task_dispatcher.run_single_task_implementation
         original_subprocess = subprocess_task_handler.run_local_subprocess
@@ -387,6 +419,10 @@ class TaskConsole(io.TextIOBase):
             subprocess_task_handler.run_local_subprocess = original_subprocess
 
         stack.callback(restore)
+        if self.warm is not None:
+            self.warm.note = self.note
+            stack.callback(self.warm.close)
+            self.warm.start()
         if self.mode != "verbose":
             stack.enter_context(third_party_warnings_to(self.write))
         stack.enter_context(contextlib.redirect_stdout(self))

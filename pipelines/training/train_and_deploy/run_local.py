@@ -220,6 +220,7 @@ def run_local(
     use_production_baseline: bool = True,
     runner: str = "subprocess",
     console: str = "tasks",
+    warm: bool | None = None,
     **parameters: Any,
 ) -> RunSummary:
     """Run the pipeline with kfp.local's SubprocessRunner in this interpreter's environment.
@@ -236,6 +237,8 @@ def run_local(
         console: What this prints on stdout while the pipeline runs (each task's full output goes to
             ``<run_dir>/logs/<task>.log`` in every case, see ``console.py``): ``tasks`` one line per task (live on
             a terminal), ``verbose`` everything kfp.local and the tasks print, ``silent`` nothing.
+        warm: Start each task's interpreter, with its imports, while the task before it runs (``warm.py``; the
+            subprocess runner only); None: unless ``KFP_TABULAR_WARM=0``. Off: a fresh interpreter per task.
         **parameters: Any other pipeline parameter (see pipeline.train_and_deploy).
 
     Returns:
@@ -253,39 +256,53 @@ def run_local(
         parameters.setdefault("schema_uri", curated_schema_path())
     parameters.setdefault("seed", seed)
     check_parameters({**parameters, "data_uri": data_uri})
-    runs_root = output_dir / "runs"
-    runs_root.mkdir(parents=True, exist_ok=True)
-    registry = ProductionRegistry(output_dir)
-    baseline = registry.current() if use_production_baseline else None
-    skipped = ""
-    label = parameters.get("label_column", "churned")  # the pipeline's default label (the bundled data's)
-    if baseline and baseline.get("train_statistics") and baseline_label(baseline) == label:
-        # The same label: a batch of the same data, to be compared with what production was trained on, whether or
-        # not the production model can score it (a column it needs may be the very drift to report).
-        parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
-    if baseline and "baseline_model_uri" not in parameters:
-        reason = baseline_mismatch(baseline, data_uri, label)
-        if reason:
-            skipped = f"local production model ({baseline['model_dir']}) not used as baseline model: {reason}"
-            baseline = None
-    if baseline:
-        parameters.setdefault("baseline_model_uri", baseline["model_dir"])
+    # The tasks' interpreters start now (warm.py), their imports overlap the rest of the preparation.
+    pool, why_cold = _warm_pool(runner, warm, train_and_deploy.pipeline_spec)
+    try:
+        runs_root = output_dir / "runs"
+        runs_root.mkdir(parents=True, exist_ok=True)
+        registry = ProductionRegistry(output_dir)
+        baseline = registry.current() if use_production_baseline else None
+        skipped = ""
+        label = parameters.get("label_column", "churned")  # the pipeline's default label (the bundled data's)
+        if baseline and baseline.get("train_statistics") and baseline_label(baseline) == label:
+            # The same label: a batch of the same data, to be compared with what production was trained on, whether or
+            # not the production model can score it (a column it needs may be the very drift to report).
+            parameters.setdefault("baseline_statistics_uri", baseline["train_statistics"])
+        if baseline and "baseline_model_uri" not in parameters:
+            reason = baseline_mismatch(baseline, data_uri, label)
+            if reason:
+                skipped = f"local production model ({baseline['model_dir']}) not used as baseline model: {reason}"
+                baseline = None
+        if baseline:
+            parameters.setdefault("baseline_model_uri", baseline["model_dir"])
 
-    # kfp.local warns that our components name a container image; the image is built from the same locks and
-    # the same package as this environment (components/common/containers), so the code that runs is the same.
-    warnings.filterwarnings(
-        "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
-    )
-    task_runner, session, on_run_dir = local.SubprocessRunner(use_venv=False), contextlib.nullcontext(), None
-    if runner == "docker":
-        from kfp_tabular.pipelines.training.train_and_deploy.containers import docker_session
+        # kfp.local warns that our components name a container image; the image is built from the same locks and
+        # the same package as this environment (components/common/containers), so the code that runs is the same.
+        warnings.filterwarnings(
+            "ignore", message="You may be attemping to run a task that uses custom", category=RuntimeWarning
+        )
+        task_runner, session, on_run_dir = local.SubprocessRunner(use_venv=False), contextlib.nullcontext(), None
+        if runner == "docker":
+            from kfp_tabular.pipelines.training.train_and_deploy.containers import docker_session
 
-        task_runner, session = local.DockerRunner(), docker_session(output_dir, {**parameters, "data_uri": data_uri})
-        on_run_dir = _run_dir_for_image_user
-    local.init(runner=task_runner, pipeline_root=str(runs_root), raise_on_error=True)
-    before = {p.name for p in runs_root.iterdir()}
-    error = ""
-    tasks = TaskConsole(sys.stdout, console, total=count_tasks(train_and_deploy.pipeline_spec), on_run_dir=on_run_dir)
+            task_runner, session = (
+                local.DockerRunner(),
+                docker_session(output_dir, {**parameters, "data_uri": data_uri}),
+            )
+            on_run_dir = _run_dir_for_image_user
+        local.init(runner=task_runner, pipeline_root=str(runs_root), raise_on_error=True)
+        before = {p.name for p in runs_root.iterdir()}
+        error = ""
+        tasks = TaskConsole(
+            sys.stdout, console, total=count_tasks(train_and_deploy.pipeline_spec), on_run_dir=on_run_dir, warm=pool
+        )
+    except BaseException:
+        if pool is not None:  # the console closes it from here on
+            pool.close()
+        raise
+    if why_cold:
+        tasks.note(f"warm runner: off, each task runs in a fresh interpreter: {why_cold}")
     try:
         with tasks, session:
             train_and_deploy(data_uri=data_uri, **parameters)
@@ -315,6 +332,23 @@ def run_local(
         statistics = run_dir / "validate-data" / "train_statistics"
         summary.promoted_to = str(registry.promote(run_dir, model_dir, statistics, summary.blessing))
     return summary
+
+
+def _warm_pool(runner: str, warm: bool | None, pipeline_spec):
+    """Return ``(pool, "")`` of warm interpreters for the run's tasks, or ``(None, why not)``."""
+    from kfp_tabular.pipelines.training.train_and_deploy import warm as warm_runner
+
+    if runner != "subprocess":
+        return None, f"the {runner} runner runs each task in its container"
+    if not warm_runner.enabled(warm):
+        switch = warm_runner.ENV_SWITCH
+        return None, "run_local(warm=False)" if warm is False else f"{switch}={os.environ.get(switch)}"
+    try:
+        pool = warm_runner.WarmPool(warm_runner.plan(pipeline_spec))
+    except Exception as exc:  # noqa: BLE001 - kfp's internals not as expected: the normal path
+        return None, f"the pipeline's tasks could not be planned ({type(exc).__name__}: {exc})"
+    pool.start()
+    return pool, ""
 
 
 def _run_dir_for_image_user(run_dir: Path) -> None:
