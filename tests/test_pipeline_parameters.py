@@ -52,3 +52,20 @@ def test_the_compiled_pipeline_describes_each_parameter_as_its_step_does():
             continue
         help_text = fields[DEPLOY_RENAME.get(name, name)][0].metadata["help"]
         assert " ".join((spec.description or "").split()) == " ".join(help_text.split()), name
+
+
+def test_rollout_defaults_render_without_prometheus_and_apply_names_prometheus_url():
+    """Default canary steps 10,25,50,100: render needs no Prometheus; apply without one fails before anything runs."""
+    import pytest
+
+    from kfp_tabular.components.common.errors import ConfigError
+    from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
+
+    deploy = check_parameters({"data_uri": "s3://bucket/data.csv"})[-1]
+    assert (deploy.action, deploy.rollout_strategy, deploy.policy().steps) == ("render", "canary", (10, 25, 50, 100))
+    with pytest.raises(ConfigError, match=r"^prometheus_url: .*rollout_strategy=manual"):
+        check_parameters({"data_uri": "s3://bucket/data.csv", "deploy_action": "apply"})
+    manual = check_parameters({"data_uri": "s3://b/d.csv", "deploy_action": "apply", "rollout_strategy": "manual"})
+    assert manual[-1].rollout_strategy == "manual"
+    with pytest.raises(ConfigError, match=r"^rollout_steps: "):
+        check_parameters({"data_uri": "s3://bucket/data.csv", "rollout_steps": "10,50"})

@@ -218,37 +218,20 @@ def _render_result(request: DeployRequest, uri: str, base: dict, model_sha256: s
     return manifest, status
 
 
-def no_rollout(strategy: str, verdict: str, reason: str) -> dict:
-    """Return the analysis record of a deploy that ran no analysis (first deployment, manual, render, not blessed)."""
-    return {"strategy": strategy, "verdict": verdict, "reason": reason, "steps": []}
+def no_rollout(strategy: str, verdict: str, reason: str) -> Any:
+    """Return the analysis record of a deploy that judged no window (first deployment, manual, render, ...)."""
+    from kfp_tabular.components.deployment.rollout.engine import RolloutOutcome
+
+    return RolloutOutcome(strategy=strategy, verdict=verdict, reason=reason, steps=[])
 
 
-def write_record(record: Any, analysis_path: str, report_path: str) -> dict:
-    """Write the analysis (JSON) and its Markdown: an engine's ``RolloutOutcome``, or a :func:`no_rollout` dict.
-
-    Returns:
-        The JSON written.
-    """
+def write_record(outcome: Any, analysis_path: str, report_path: str) -> dict:
+    """Write the outcome as the analysis JSON and its Markdown (``rollout.record``); return the JSON."""
     if not analysis_path and not report_path:
-        return record if isinstance(record, dict) else record.to_dict()
-    if not isinstance(record, dict):
-        from kfp_tabular.components.deployment.rollout.record import write_analysis
+        return outcome.to_dict()
+    from kfp_tabular.components.deployment.rollout.record import write_analysis
 
-        write_analysis(record, analysis_path, report_path)
-        return record.to_dict()
-    lines = [
-        "# Rollout analysis",
-        "",
-        f"**{record['verdict']}** ({record['strategy']}): {record['reason']}",
-        "",
-        "No analysis window was run.",
-        "",
-    ]
-    if analysis_path:
-        artifacts.write_json(analysis_path, record)
-    if report_path:
-        artifacts.write_text(report_path, "\n".join(lines))
-    return record
+    return write_analysis(outcome, analysis_path, report_path)
 
 
 def failed_numbers(outcome: Any) -> str:
@@ -264,7 +247,7 @@ def failed_numbers(outcome: Any) -> str:
                     f"{check.name}: canary {_num(check.canary)} vs stable {_num(check.stable)}, threshold "
                     f"{_num(check.threshold)}{note}"
                 )
-            return f"step {step.index + 1} at {step.percent}%: " + "; ".join(parts)
+            return f"step {step.index} at {step.percent}%: " + "; ".join(parts)
     return ""
 
 
@@ -279,6 +262,7 @@ def rollout(
     api: Any,
     log: Any = print,
     reader: Any = None,
+    engine_options: dict | None = None,
 ) -> tuple[DeployStatus, Any]:
     """Deploy ``storage_uri`` as the request's strategy says; return its status and the analysis record.
 
@@ -296,6 +280,7 @@ def rollout(
         api: A Kubernetes ApiClient.
         log: Receives one line per step.
         reader: A ``PrometheusReader`` (default: one for ``request.prometheus_url``).
+        engine_options: More keyword arguments of ``run_rollout`` (``settle_seconds``, ``sleep``, ``clock``).
 
     Returns:
         ``(DeployStatus after the rollout, RolloutOutcome or a no_rollout dict)``.
@@ -363,7 +348,7 @@ def rollout(
         f"rollout ({strategy}) of {storage_uri} on {backend.description}: {backend.canary_selector} against "
         f"{backend.stable_selector}, Prometheus {request.prometheus_url}"
     )
-    outcome = run_rollout(backend, reader, policy, log=log)
+    outcome = run_rollout(backend, reader, policy, log=log, **(engine_options or {}))
     return get_status(name, namespace, api_client=api), outcome
 
 
@@ -380,6 +365,7 @@ def deploy_action(
     analysis_report_path: str = "",
     reader: Any = None,
     log: Any = print,
+    engine_options: dict | None = None,
 ) -> dict:
     """Run the deploy component's logic: gate, then render or apply; write the manifest, status and analysis.
 
@@ -395,6 +381,7 @@ def deploy_action(
         analysis_report_path: Where to write its Markdown ("" : not written).
         reader: A ``PrometheusReader`` to use instead of one for ``request.prometheus_url`` (tests).
         log: Receives the rollout's lines (one per step).
+        engine_options: More keyword arguments of ``run_rollout`` (tests: ``settle_seconds``).
 
     Returns:
         ``{"deployed": bool, "reason": str, "url": str, "analysis": {strategy, verdict, reason, steps}, ...}``,
@@ -448,7 +435,7 @@ def deploy_action(
     uri = storage_uri or model_storage_uri(model_uri)
     with api_session(request.kubeconfig_path, api_client) as api:
         try:
-            status, record = rollout(request, uri, sha, api, log=log, reader=reader)
+            status, record = rollout(request, uri, sha, api, log=log, reader=reader, engine_options=engine_options)
             obj = require(api, request.namespace, request.isvc_name)
         except DeployError as exc:
             record = write_record(no_rollout(strategy, "failed", str(exc)), analysis_path, analysis_report_path)

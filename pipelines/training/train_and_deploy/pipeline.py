@@ -65,7 +65,8 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Ingest tabular data, validate it with TFDV, train a scikit-learn model, gate it on metrics "
-        "against thresholds and the production model, and deploy it to KServe as a canary.",
+        "against thresholds and the production model, and roll it out on KServe in canary steps gated on live "
+        "metrics.",
     )
     @document(*request_classes(), rename=DEPLOY_RENAME)
     def train_and_deploy(
@@ -111,6 +112,19 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         service_account_name: str = "",
         kubeconfig_path: str = "",
         deploy_timeout_seconds: int = 600,
+        rollout_strategy: str = "canary",
+        rollout_steps: str = "10,25,50,100",
+        step_interval_seconds: float = 60.0,
+        min_requests: int = 50,
+        max_inconclusive: int = 3,
+        failure_limit: int = 0,
+        min_success_rate: float = 0.99,
+        max_p99_seconds: float = 1.0,
+        max_p99_ratio: float = 2.0,
+        max_prediction_drift: float = 0.1,
+        drift_metric: str = "js",
+        prometheus_url: str = "",
+        prometheus_queries: str = "",
     ):
         """Train, gate and deploy a tabular model.
 
@@ -194,6 +208,19 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             service_account_name=service_account_name,
             kubeconfig_path=kubeconfig_path,
             timeout_seconds=deploy_timeout_seconds,
+            rollout_strategy=rollout_strategy,
+            rollout_steps=rollout_steps,
+            step_interval_seconds=step_interval_seconds,
+            min_requests=min_requests,
+            max_inconclusive=max_inconclusive,
+            failure_limit=failure_limit,
+            min_success_rate=min_success_rate,
+            max_p99_seconds=max_p99_seconds,
+            max_p99_ratio=max_p99_ratio,
+            max_prediction_drift=max_prediction_drift,
+            drift_metric=drift_metric,
+            prometheus_url=prometheus_url,
+            prometheus_queries=prometheus_queries,
         )
         # A deploy has side effects: never served from cache, never retried blindly (it rolls back on failure).
         _resources(deploy_task, "deploy").set_caching_options(enable_caching=False)
