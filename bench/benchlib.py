@@ -156,11 +156,12 @@ def loglog_fit(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
     return math.exp(my - b * mx), b
 
 
-def run_local_summary(rows: int, workdir: Path, echo: bool = False) -> tuple[Measured, dict]:
+def run_local_summary(rows: int, workdir: Path, echo: bool = False, env: dict | None = None) -> tuple[Measured, dict]:
     """Run the pipeline end to end (``kfp-tabular run-local --no-baseline``) on the cached data; return both.
 
     The data is the cached bundled CSV given as ``--data-uri`` together with the curated schema, which is what
-    ``run-local`` does with its own generated copy (so the generation is not timed).
+    ``run-local`` does with its own generated copy (so the generation is not timed). ``env``: added to this
+    process's environment (e.g. ``KFP_TABULAR_WARM=0``: every task in a fresh interpreter).
     """
     from kfp_tabular.components.data_processing.synthetic_data.core import curated_schema_path
 
@@ -185,7 +186,7 @@ def run_local_summary(rows: int, workdir: Path, echo: bool = False) -> tuple[Mea
         "--summary-json",
         str(summary_path),
     ]
-    measured = measure(command, echo=echo).check(f"run-local at {rows} rows")
+    measured = measure(command, env=env, echo=echo).check(f"run-local at {rows} rows")
     return measured, json.loads(summary_path.read_text(encoding="utf-8"))
 
 
