@@ -19,7 +19,11 @@ failed, else ``passed``. ``Check.passed`` is None for a check that could not be 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import random
+import statistics
+import zlib
 from statistics import NormalDist
 from typing import Any, Sequence
 
@@ -32,6 +36,9 @@ VERDICTS = ("passed", "failed", "inconclusive")
 PSI_EPSILON = 1e-4
 #: Probability that sampling noise alone exceeds the drift noise bound (per window).
 DRIFT_ALPHA = 0.01
+#: PSI's noise bound is simulated below this many canary predictions (the chi-square approximation holds above).
+PSI_SIMULATE_BELOW = 1000
+PSI_DRAWS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,13 +136,50 @@ def drift_noise_bound(metric: str, n_canary: float, n_stable: float, bins: int, 
     """
     if n_canary <= 0 or n_stable <= 0:
         return math.inf
-    dof = max(1, bins - 1)
-    z = NormalDist().inv_cdf(1 - alpha)
-    quantile = dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+    quantile = _chi2_quantile(max(1, bins - 1), 1 - alpha)
     scale = 1 / n_canary + 1 / n_stable
     if metric == "psi":
         return scale * quantile
     return min(1.0, math.sqrt(scale * quantile / (8 * math.log(2))))
+
+
+def _chi2_quantile(dof: float, probability: float) -> float:
+    """Wilson-Hilferty's approximation of the chi-square quantile (any dof > 0)."""
+    z = NormalDist().inv_cdf(probability)
+    return max(0.0, dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3)
+
+
+def simulated_psi_bound(
+    canary_counts: Sequence[float], stable_counts: Sequence[float], alpha: float = DRIFT_ALPHA
+) -> float:
+    """Return the PSI sampling noise alone exceeds with probability ``alpha``, by simulation (small samples).
+
+    PSI's epsilon makes a bin that happens to be empty on one side cost ``share * ln(share / epsilon)``, which the
+    chi-square approximation does not see: with fewer than :data:`PSI_SIMULATE_BELOW` canary predictions,
+    :data:`PSI_DRAWS` pairs of samples are drawn from the pooled histogram (seeded by the counts, so a window's
+    verdict is reproducible; stable's size capped at ``max(2000, 4 * canary)``, which errs towards a higher
+    bound) and a scaled chi-square ``s * chi2(d)`` fitted to their PSI (mean and variance) gives the quantile.
+    """
+    pooled = [a + b for a, b in zip(canary_counts, stable_counts)]
+    bins = [i for i, c in enumerate(pooled) if c > 0]
+    cumulative = list(itertools.accumulate(pooled[i] for i in bins))
+    n_canary = max(1, round(sum(canary_counts)))
+    n_stable = max(1, min(round(sum(stable_counts)), max(2000, 4 * n_canary)))
+    rng = random.Random(zlib.crc32(repr([round(c) for c in pooled] + [n_canary, n_stable]).encode()))
+
+    def sample(n: int) -> list[float]:
+        out = [0.0] * len(bins)
+        for index in rng.choices(range(len(bins)), cum_weights=cumulative, k=n):
+            out[index] += 1
+        return out
+
+    values = [psi(sample(n_canary), sample(n_stable)) for _ in range(PSI_DRAWS)]
+    mean = statistics.fmean(values)
+    variance = statistics.pvariance(values, mean)
+    if mean <= 0 or variance <= 0:
+        return max(values)
+    scale, dof = variance / (2 * mean), 2 * mean * mean / variance
+    return scale * _chi2_quantile(dof, 1 - alpha)
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -188,7 +232,10 @@ def _drift_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: Rollo
     if metric == "psi":
         value = psi(canary.score_counts, stable.score_counts)
     bins = sum(1 for a, b in zip(canary.score_counts, stable.score_counts) if a > 0 or b > 0)
-    noise = drift_noise_bound(metric, n_c, n_s, bins)
+    if metric == "psi" and n_c < PSI_SIMULATE_BELOW:
+        noise = simulated_psi_bound(canary.score_counts, stable.score_counts)
+    else:
+        noise = drift_noise_bound(metric, n_c, n_s, bins)
     passed = not (value > t.max_prediction_drift and value > noise)
     name = "JS distance" if metric == "js" else "PSI"
     note = f"{name} over {bins} occupied bins, {n_c:.0f} canary vs {n_s:.0f} stable predictions"
