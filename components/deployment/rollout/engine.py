@@ -11,9 +11,10 @@
   window, the same judgement; passed -> promote (100% at once), else roll back.
 - ``manual``: ``set_canary_percent(steps[0])`` and return ``manual`` (a person promotes or rolls back).
 
-Stable is the canary's comparison. When stable made no predictions in a window (at 100% it serves nothing), the
-latest window in which it did is used instead: an earlier step's, or the baseline window read before any traffic
-moved; the step record names the source. Any exception (backend, reader, interrupt) once traffic may have moved
+Stable is the canary's comparison. When stable made fewer than ``min_requests`` predictions in a window (at 100%
+it serves nothing), the latest window in which it made enough is used instead: an earlier step's, or the baseline
+window (stable over the interval before the rollout) read before any traffic moved; the step record names the
+source. Any exception (backend, reader, interrupt) once traffic may have moved
 rolls back and is re-raised. Never promotes without a passing final window. ``sleep`` and ``clock`` are
 injectable so tests run without waiting.
 """
