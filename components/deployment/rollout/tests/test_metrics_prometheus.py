@@ -94,13 +94,23 @@ def _prometheus_binary() -> str:
 
 
 class Exporter:
-    def __init__(self) -> None:
+    def __init__(self, log_path: Path) -> None:
         if not SERVE_PYTHON.exists():
             pytest.fail(f"the serve environment is missing: {SERVE_PYTHON} (make serve-env)", pytrace=False)
+        self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [str(SERVE_PYTHON), "-c", EXPORTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+            [str(SERVE_PYTHON), "-c", EXPORTER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=REPO,
         )
-        self.port = int(self.proc.stdout.readline())
+        first = self.proc.stdout.readline()
+        if not first.strip().isdigit():
+            self.close()
+            pytest.fail(f"the exporter did not start: {log_path.read_text()[-2000:]}", pytrace=False)
+        self.port = int(first)
 
     def send(self, **cmd) -> None:
         self.proc.stdin.write(json.dumps(cmd) + "\n")
@@ -110,6 +120,7 @@ class Exporter:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+        self.log.close()
 
 
 def _get(url: str) -> dict:
@@ -130,7 +141,7 @@ CANARY_SCORES = [0.7, 0.8, 0.95]
 def scenario(tmp_path_factory):
     binary = _prometheus_binary()
     tmp = tmp_path_factory.mktemp("prometheus")
-    exporter = Exporter()
+    exporter = Exporter(tmp / "exporter.log")
     port = _free_port()
     (tmp / "prometheus.yml").write_text(
         f"global: {{scrape_interval: {SCRAPE:g}s, evaluation_interval: {SCRAPE:g}s}}\n"
