@@ -211,11 +211,11 @@ def _latency_checks(canary: RevisionMetrics, stable: RevisionMetrics, policy: Ro
     elif s99 < t.p99_floor_seconds:
         value = c99 / s99 if s99 > 0 else None
         note = f"stable p99 {s99:.4g}s < floor {t.p99_floor_seconds:g}s: a ratio of small latencies is noise"
-        ratio = Check("p99_ratio", value, 1.0, t.max_p99_ratio, True, note)
+        ratio = Check("p99_ratio", value, None, t.max_p99_ratio, True, note)
     else:
         value = c99 / s99
         note = f"canary p99 {c99:.4g}s / stable p99 {s99:.4g}s"
-        ratio = Check("p99_ratio", value, 1.0, t.max_p99_ratio, value <= t.max_p99_ratio, note)
+        ratio = Check("p99_ratio", value, None, t.max_p99_ratio, value <= t.max_p99_ratio, note)
     return [absolute, ratio]
 
 

@@ -4,15 +4,14 @@
 window's end over a ``[<N>s]`` range as long as the window, one query per quantity, from PromQL templates with
 ``{selector}`` (the revision's label matchers) and ``{window}`` placeholders (:data:`TEMPLATES`, overridable).
 
-Counts come from ``increase()``, which extrapolates: it takes the difference between the first and the last
-sample inside the range and scales it to the whole range (to each edge when the edge is within 1.1 scrape
-intervals of a sample, by half an interval otherwise). Under steady traffic that estimates the window's count;
-traffic confined inside the window is over-counted by at most ``w / (w - 2.2 s)`` (``s`` the scrape interval).
-All series of one revision come from the same scrapes, so ratios (success rate) and histogram shapes (score
-bins) are not affected; only the absolute count compared with ``min_requests`` is. A series that first appears
-inside the window (a counter whose first observation created it) loses the increments before its first scrape,
-which extrapolation recovers only under steady traffic: servers should create their series at zero when they
-start (see docs/rollouts.md). Standard library only (urllib).
+Counts (:func:`counted`) come from ``increase()`` for series that existed when the window began, which
+extrapolates: it scales the difference between the first and last samples inside the range towards the range's
+edges (never below zero for a counter). Under steady traffic that estimates the window's count; traffic confined
+inside the window is over-counted by at most ``w / (w - 2.2 s)`` (``s`` the scrape interval). All such series of
+a revision come from the same scrapes, so ratios (success rate) and histogram shapes (score bins) are exact.
+``increase()`` would miss what a series born inside the window held at its first sample (a revision's first
+requests, its first 5xx: all of a burst), so those series are counted from zero with their largest value in the
+window, exactly. docs/rollouts.md ("Counting over a window") has the measurements. Standard library only.
 """
 
 from __future__ import annotations
@@ -126,28 +125,45 @@ class QueryTemplates:
         return getattr(self, name).replace("{selector}", selector).replace("{window}", window)
 
 
+def counted(metric: str, matchers: str = "", by: str = "") -> str:
+    """Return PromQL summing a counter's growth over ``{window}``, counting series born inside it from zero.
+
+    ``increase()`` misses what a series held at its first sample, all of it when the series was created by a
+    burst between two scrapes (the first 5xx of a revision, say). Series that existed at the window's start
+    (``offset {window}``) are counted with ``increase()``; series born inside the window with their largest value
+    in it (they started at zero). ``metric{{selector}<matchers>}`` is summed ``by`` the labels given (``le``).
+    """
+    series = metric + "{{selector}" + matchers + "}"
+    group = f" by ({by})" if by else ""
+    old = f"sum{group} (increase({series}[{{window}}]) and {series} offset {{window}})"
+    new = f"sum{group} (max_over_time({series}[{{window}}]) unless {series} offset {{window}})"
+    return f"({old} + {new}) or {old} or {new}"
+
+
+def _p99(bucket_metric: str, scale: str = "") -> str:
+    return f"histogram_quantile(0.99, {counted(bucket_metric, by='le')}){scale}"
+
+
 TEMPLATES: dict[str, QueryTemplates] = {
     # Our model server's own metrics (components/deployment/model_server/metrics.py): every mode, revisions told
     # apart by model_sha256. Latency is the whole HTTP exchange measured in the server.
     "kfp-tabular": QueryTemplates(
-        requests="sum(increase(kfp_tabular_requests_total{{selector}}[{window}]))",
-        server_errors='sum(increase(kfp_tabular_requests_total{{selector},outcome="server_error"}[{window}]))',
-        client_errors='sum(increase(kfp_tabular_requests_total{{selector},outcome="client_error"}[{window}]))',
-        p99="histogram_quantile(0.99, sum by (le) "
-        "(increase(kfp_tabular_request_seconds_bucket{{selector}}[{window}])))",
-        score_buckets="sum by (le) (increase(kfp_tabular_prediction_score_bucket{{selector}}[{window}]))",
+        requests=counted("kfp_tabular_requests_total"),
+        server_errors=counted("kfp_tabular_requests_total", ',outcome="server_error"'),
+        client_errors=counted("kfp_tabular_requests_total", ',outcome="client_error"'),
+        p99=_p99("kfp_tabular_request_seconds_bucket"),
+        score_buckets=counted("kfp_tabular_prediction_score_bucket", by="le"),
     ),
     # KServe Knative mode: requests, status classes and latency from Knative's queue-proxy sidecar (measured in
     # front of the server, so crashes and timeouts count; latency in milliseconds), selector e.g.
     # 'namespace_name="ns",revision_name="name-predictor-00002"'; predicted scores from our server's histogram,
     # whose series the scrape must label with the same namespace_name/revision_name (docs/rollouts.md).
     "kserve-knative": QueryTemplates(
-        requests="sum(increase(revision_app_request_count{{selector}}[{window}]))",
-        server_errors='sum(increase(revision_app_request_count{{selector},response_code_class="5xx"}[{window}]))',
-        client_errors='sum(increase(revision_app_request_count{{selector},response_code_class="4xx"}[{window}]))',
-        p99="histogram_quantile(0.99, sum by (le) (increase(revision_app_request_latencies_bucket{{selector}}"
-        "[{window}]))) / 1000",
-        score_buckets="sum by (le) (increase(kfp_tabular_prediction_score_bucket{{selector}}[{window}]))",
+        requests=counted("revision_app_request_count"),
+        server_errors=counted("revision_app_request_count", ',response_code_class="5xx"'),
+        client_errors=counted("revision_app_request_count", ',response_code_class="4xx"'),
+        p99=_p99("revision_app_request_latencies_bucket", " / 1000"),
+        score_buckets=counted("kfp_tabular_prediction_score_bucket", by="le"),
     ),
 }
 # KServe Standard (raw Deployment) mode has no queue-proxy: our server's metrics are the source, as kfp-tabular.

@@ -12,8 +12,8 @@ What is checked against what was sent (docs/rollouts.md, "Counting over a window
 - ratios (success rate, client errors) and the score histogram's shape: exact (every series of a revision is
   extrapolated by the same factor);
 - p99: inside the latency bucket the requests were observed in;
-- a series born inside the window by a burst reads 0 (its first sample already holds the burst), which is why
-  series should exist at zero before traffic (docs/rollouts.md: the model server should create them at start).
+- a series born inside the window (the first request, or the first 5xx, of a revision) is counted from zero,
+  exactly, where plain ``increase()`` reads 0 for a burst (its first sample already holds it).
 
 Also: errors name the URL and the query (unreachable, bad PromQL, non-success status, NaN counts); a revision
 without requests has no p99 and empty bins. Nothing is skipped: a missing binary or serve env fails the test.
@@ -178,7 +178,7 @@ def scenario(tmp_path_factory):
             time.sleep(0.2)
         start = time.time()
         time.sleep(1.5 * SCRAPE)  # a zero sample inside the window before any traffic
-        sent = {"stable": [0, 0, 0], "canary": [0, 0, 0], "late": [0, 0, 0]}  # ok, client, server
+        sent = {"stable": [0, 0, 0], "canary": [0, 0, 0], "late": [0, 0, 0], "burst": [0, 0, 0]}  # ok, 4xx, 5xx
         bins = {"stable": [0] * len(BIN_EDGES), "canary": [0] * len(BIN_EDGES)}
         for tick in range(TICKS):
             requests, scores = [], []
@@ -190,6 +190,8 @@ def scenario(tmp_path_factory):
             requests += [["late", 200, 0.01]] * 5  # born inside the window, steady traffic
             if tick == 0:
                 requests += [["burst", 200, 0.01]] * 40  # born inside the window, a single burst
+            if tick == 10:
+                requests += [["burst", 500, 0.01]]  # one server error: its series is born with it
             exporter.send(requests=requests, scores=scores)
             for name, status, _ in requests:
                 if name in sent:
@@ -220,7 +222,7 @@ def _bound(window: Window) -> float:
 
 def test_counts_within_the_extrapolation_bound(scenario) -> None:
     read, sent, window = scenario["read"], scenario["sent"], scenario["window"]
-    for name in ("stable", "canary", "late"):  # the figures, with pytest -s
+    for name in ("stable", "canary", "late", "burst"):  # the figures, with pytest -s
         print(f"{name}: sent {sum(sent[name])}, read {read[name].requests:.2f} over {window.seconds:.2f}s")
     for name in ("stable", "canary"):
         total = sum(sent[name])
@@ -252,13 +254,19 @@ def test_score_bins_are_the_sent_histogram(scenario) -> None:
     assert stable[0] > 0 and stable[19] > 0 and stable[20] == 0
 
 
-def test_series_born_inside_the_window(scenario) -> None:
-    read, sent, window = scenario["read"], scenario["sent"], scenario["window"]
-    late = sum(sent["late"])
-    # Steady traffic: extrapolation towards zero recovers most of what preceded the first scrape.
-    assert 0.75 * late <= read["late"].requests <= late * _bound(window), read["late"].requests
-    # A burst that creates a series is entirely in its first sample: increase() sees nothing.
-    assert read["burst"].requests == 0.0
+def test_series_born_inside_the_window_count_from_zero(scenario) -> None:
+    read, sent = scenario["read"], scenario["sent"]
+    # A series born in the window is counted from zero, exactly: steady traffic and a burst alike.
+    assert read["late"].requests == sum(sent["late"]) == 125
+    assert (read["burst"].requests, read["burst"].server_errors) == (41.0, 1.0)
+    assert read["burst"].success_rate == pytest.approx(40 / 41)
+    # What plain increase() makes of them: the burst (and the one error) vanish in the series' first sample.
+    window, reader = scenario["window"], scenario["reader"]
+    rng = window.promql_range()
+    plain = reader.query(f'sum(increase(kfp_tabular_requests_total{{model_sha256="{BURST}"}}[{rng}]))', window.end)
+    assert plain[0]["value"] == 0.0
+    plain_late = reader.query(f'sum(increase(kfp_tabular_requests_total{{model_sha256="{LATE}"}}[{rng}]))', window.end)
+    print(f"plain increase(): burst 0 of 41, late {plain_late[0]['value']:.2f} of 125")
 
 
 def test_a_revision_without_requests(scenario) -> None:
@@ -330,7 +338,11 @@ def test_non_success_answers_name_url_and_query(canned, status, answer, fragment
     with pytest.raises(DeployError) as info:
         PrometheusReader(url).read("canary", 'model_sha256="x"', Window(0, 60))
     message = str(info.value)
-    assert fragment in message and f"{url}/api/v1/query" in message and "query 'sum(increase(" in message
+    assert (
+        fragment in message
+        and f"{url}/api/v1/query" in message
+        and "query '(sum (increase(kfp_tabular_requests_total" in message
+    )
 
 
 def test_nan_p99_is_no_latency(canned) -> None:
