@@ -43,7 +43,11 @@ PSI_DRAWS = 200
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One check of a window: the values compared, the bound, the result (None: not judged) and why."""
+    """One check of a window: the values compared, the bound, the result (None: not judged) and why.
+
+    ``canary`` is the value judged against ``threshold``: the canary's success rate or p99, the p99 ratio, the
+    drift distance. ``stable`` is stable's own value where there is one (success rate, p99), else None.
+    """
 
     name: str
     canary: float | None
