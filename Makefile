@@ -83,7 +83,7 @@ compile: env ## compile the pipeline to its committed IR YAML
 # The API-server tests need KServe's CRDs from ../shared; in a clone without it they skip, and so does their setup.
 CLUSTER_DEPS := $(if $(wildcard ../shared/kserve),apiserver kubectl)
 
-test: env serve-env browser $(CLUSTER_DEPS) images ## install everything the tests need, then run them all
+test: env serve-env browser rollout-deps $(CLUSTER_DEPS) images ## install everything the tests need, then run them all
 	KFP_TABULAR_KUBECTL_OLD=$$(test -x $(OLD_KUBECTL) && echo $(OLD_KUBECTL) || true) \
 		$(PY) -m pytest -c tests/pytest.ini --rootdir . $(PYTEST_ARGS)
 
@@ -103,6 +103,17 @@ serve: serve-env ## serve the local production model (or MODEL_DIR) with KServe 
 predict: serve-env ## send sample rows (V1 lists, V1 records, V2 pd) to `make serve` and check they agree
 	$(SERVE_PY) -m kfp_tabular.components.deployment.model_server.predict_sample \
 		--url http://127.0.0.1:$(PORT) --model_name $(MODEL_NAME)
+
+# --- progressive delivery: the local rollout rig (Debian's Prometheus and nginx, our model servers) -------------
+.PHONY: rollout-deps rollout-demo
+ROLLOUT_SCENARIOS ?=
+rollout-deps: ## Debian's prometheus and nginx-light for the rollout rig (when missing)
+	test -x /usr/bin/prometheus -a -x /usr/sbin/nginx || { apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus nginx-light; }
+	/usr/bin/prometheus --version 2>&1 | head -1 && /usr/sbin/nginx -v
+
+rollout-demo: env serve-env rollout-deps ## canary rollouts on 127.0.0.1: good promoted; shifted, errors, slow, no-traffic rolled back (ROLLOUT_SCENARIOS=good slow to pick)
+	$(PY) -m kfp_tabular.pipelines.rollout.demo --run-dir $(OUTPUTS)/rollout-demo/$$(date -u +%Y%m%dT%H%M%SZ) $(ROLLOUT_SCENARIOS)
 
 # --- containers: podman from Debian's archive, settings in components/common/containers/containers.conf ------
 podman: ## install podman, runc and mmdebstrap from Debian's archive (when missing)

@@ -10,7 +10,7 @@ the outcomes of the requests stable and canary answered. Each analysis is writte
 the same run dir (``--run-dir``, default ``local_outputs/rollout-demo/<UTC time>``).
 
 The policy is :func:`scenario_policy`: the engine's defaults with short windows for a demo (steps 20, 50, 100;
-6 s windows). Exit status: 0 when every scenario ended as expected, 1 otherwise.
+8 s windows). Exit status: 0 when every scenario ended as expected, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -29,33 +29,38 @@ from kfp_tabular.pipelines.rollout import rig, scenarios
 
 __all__ = ["ScenarioResult", "main", "run_scenarios", "scenario_policy"]
 
-#: Load: requests per second through nginx, rows per request (V1 instances).
-RATE = 40.0
-BATCH = 8
+#: Load: requests per second through nginx, rows per request (V1 instances); every LARGE_EVERY-th request carries
+#: LARGE_BATCH rows (a client scoring a page of records): the slow candidate's time grows with the rows, stable's
+#: barely does.
+RATE = 20.0
+BATCH = 2
+LARGE_BATCH = 96
+LARGE_EVERY = 10
 #: Seconds after a window before it is read: one scrape interval plus margin, so the last scrape has landed.
 SETTLE_SECONDS = 1.5
 
 
 def scenario_policy(**overrides):
-    """Return the demo's policy: canary 20 -> 50 -> 100, 6 s windows, 20 requests a window, thresholds below.
+    """Return the demo's policy: canary 20 -> 50 -> 100, 8 s windows, 20 requests a window, thresholds below.
 
-    Thresholds: success >= 0.99, p99 <= 0.25 s (and <= 2x stable above 0.05 s), JS distance <= 0.1. Two
+    Thresholds: success >= 0.99, p99 <= 0.5 s (and <= 2x stable when stable's p99 is above 0.1 s: below, on a
+    shared 2-core machine, a p99 over a few dozen requests is one scheduling hiccup), JS distance <= 0.1. Two
     inconclusive windows at a step roll back; no failed window is tolerated.
     """
     from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy, Thresholds
 
     thresholds = Thresholds(
         min_success_rate=0.99,
-        max_p99_seconds=0.25,
+        max_p99_seconds=0.5,
         max_p99_ratio=2.0,
-        p99_floor_seconds=0.05,
+        p99_floor_seconds=0.1,
         max_prediction_drift=0.1,
         drift_metric="js",
     )
     values = dict(
         strategy="canary",
         steps=(20, 50, 100),
-        step_interval_seconds=6.0,
+        step_interval_seconds=8.0,
         min_requests=20,
         max_inconclusive=2,
         failure_limit=0,
@@ -117,6 +122,8 @@ def run_scenarios(
     policy=None,
     rate: float = RATE,
     batch: int = BATCH,
+    large_batch: int = LARGE_BATCH,
+    large_every: int = LARGE_EVERY,
     log: Callable[[str], object] = print,
 ) -> List[ScenarioResult]:
     """Run the named scenarios on one rig (one stable server and Prometheus, a server per candidate).
@@ -128,6 +135,8 @@ def run_scenarios(
         policy: The rollout policy (default :func:`scenario_policy`).
         rate: Load in requests per second through nginx.
         batch: Rows per request.
+        large_batch: Rows of every ``large_every``-th request (0: none).
+        large_every: See ``large_batch``.
         log: Gets every line (the engine's step lines included).
     """
     from kfp_tabular.components.common.errors import ConfigError
@@ -175,6 +184,8 @@ def run_scenarios(
                     batch=batch,
                     threads=32,
                     timeout=20.0,
+                    large_batch=large_batch,
+                    large_every=large_every,
                 )
                 if scenario.traffic:
                     load.start()

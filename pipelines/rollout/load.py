@@ -2,7 +2,8 @@
 
 :class:`LoadGenerator` is open-loop: a scheduler thread releases one request every ``1/rate`` seconds to a
 fixed pool of worker threads (``threads``), each sending ``POST <url><path>`` with ``batch`` consecutive rows
-(cycling over the rows) and a per-request ``timeout``. When every worker is busy the tick is counted as
+(cycling over the rows; every ``large_every``-th request ``large_batch`` rows) and a per-request
+``timeout``. When every worker is busy the tick is counted as
 ``skipped`` instead of queueing without bound, so a slow upstream cannot make the generator's memory or
 backlog grow. It stops at ``duration`` seconds, at :meth:`stop`, or when the block of ``with`` ends.
 
@@ -78,6 +79,9 @@ class LoadGenerator:
         duration: Seconds to run (None: until :meth:`stop`).
         threads: Worker threads (bounds the requests in flight).
         timeout: Seconds one request may take before it counts as a ``transport_error``.
+        large_batch: Rows of the occasional large request (0: none).
+        large_every: Every ``large_every``-th request carries ``large_batch`` rows (a client scoring a page of
+            records), the others ``batch``.
     """
 
     def __init__(
@@ -91,6 +95,8 @@ class LoadGenerator:
         duration: Optional[float] = None,
         threads: int = 16,
         timeout: float = 10.0,
+        large_batch: int = 0,
+        large_every: int = 0,
     ):
         if not rows:
             raise ValueError("rows: expected at least one row to replay")
@@ -98,6 +104,9 @@ class LoadGenerator:
             raise ValueError(f"rate: expected requests per second > 0, got {rate!r}")
         if batch < 1 or threads < 1:
             raise ValueError(f"batch and threads: expected >= 1, got {batch} and {threads}")
+        if large_batch < 0 or large_every < 0 or bool(large_batch) != bool(large_every):
+            raise ValueError(f"large_batch and large_every: both > 0 or both 0, got {large_batch} and {large_every}")
+        self.large_batch, self.large_every = int(large_batch), int(large_every)
         self.endpoint = url.rstrip("/") + path
         self.rows, self.rate, self.batch = list(rows), float(rate), int(batch)
         self.duration, self.threads, self.timeout = duration, int(threads), float(timeout)
@@ -175,11 +184,14 @@ class LoadGenerator:
                     self._skipped += 1
             tick += 1
 
-    def _body(self) -> bytes:
+    def _body(self, ticket: int) -> bytes:
+        size = (
+            self.large_batch if self.large_every and ticket % self.large_every == self.large_every - 1 else self.batch
+        )
         with self._lock:
             first = self._next_row
-            self._next_row = (first + self.batch) % len(self.rows)
-        picked = [self.rows[(first + i) % len(self.rows)] for i in range(self.batch)]
+            self._next_row = (first + size) % len(self.rows)
+        picked = [self.rows[(first + i) % len(self.rows)] for i in range(size)]
         return json.dumps({"instances": picked}).encode()
 
     def _work(self) -> None:
@@ -187,11 +199,11 @@ class LoadGenerator:
             ticket = self._tickets.get()
             if ticket is None:
                 return
-            self._send_one()
+            self._send_one(ticket)
 
-    def _send_one(self) -> None:
+    def _send_one(self, ticket: int) -> None:
         request = urllib.request.Request(
-            self.endpoint, data=self._body(), headers={"Content-Type": "application/json"}, method="POST"
+            self.endpoint, data=self._body(ticket), headers={"Content-Type": "application/json"}, method="POST"
         )
         role, outcome, status, body = "none", "transport_error", None, ""
         try:
@@ -217,11 +229,13 @@ class LoadGenerator:
                 self._errors.append(f"{role} {status or outcome}: {body[:200]}")
 
 
-def replay(url: str, path: str, rows: Sequence[list], *, rate: float, duration: float, batch: int = 1) -> Counts:
+def replay(
+    url: str, path: str, rows: Sequence[list], *, rate: float, duration: float, batch: int = 1, **kwargs
+) -> Counts:
     """Send a bounded replay (``rate`` requests/s for ``duration`` s) to ``url`` and return the counts.
 
     Blue-green's ``preview_traffic``: ``functools.partial(replay, path=..., rows=..., rate=..., duration=...)``.
     """
-    generator = LoadGenerator(url, path, rows, rate=rate, batch=batch, duration=duration)
+    generator = LoadGenerator(url, path, rows, rate=rate, batch=batch, duration=duration, **kwargs)
     generator.start()
     return generator.join()
