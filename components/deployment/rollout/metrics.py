@@ -4,14 +4,11 @@
 window's end over a ``[<N>s]`` range as long as the window, one query per quantity, from PromQL templates with
 ``{selector}`` (the revision's label matchers) and ``{window}`` placeholders (:data:`TEMPLATES`, overridable).
 
-Counts (:func:`counted`) come from ``increase()`` for series that existed when the window began, which
-extrapolates: it scales the difference between the first and last samples inside the range towards the range's
-edges (never below zero for a counter). Under steady traffic that estimates the window's count; traffic confined
-inside the window is over-counted by at most ``w / (w - 2.2 s)`` (``s`` the scrape interval). All such series of
-a revision come from the same scrapes, so ratios (success rate) and histogram shapes (score bins) are exact.
-``increase()`` would miss what a series born inside the window held at its first sample (a revision's first
-requests, its first 5xx: all of a burst), so those series are counted from zero with their largest value in the
-window, exactly. docs/rollouts.md ("Counting over a window") has the measurements. Standard library only.
+Counts (:func:`counted`) are exact differences between the last scrape before the window and the last scrape in
+it, per series: no ``increase()`` extrapolation (which over-counts traffic confined inside a short window by up
+to ``w / (w - 2.2 s)``), series born inside the window counted from zero (``increase()`` misses what a series'
+first sample holds: all of a burst, a revision's first 5xx), ``increase()`` only for a series reset in the window
+(a restarted server). docs/rollouts.md ("Counting over a window") has the measurements. Standard library only.
 """
 
 from __future__ import annotations
@@ -126,18 +123,26 @@ class QueryTemplates:
 
 
 def counted(metric: str, matchers: str = "", by: str = "") -> str:
-    """Return PromQL summing a counter's growth over ``{window}``, counting series born inside it from zero.
+    """Return PromQL summing a counter's growth over ``{window}``, exactly where it can be.
 
-    ``increase()`` misses what a series held at its first sample, all of it when the series was created by a
-    burst between two scrapes (the first 5xx of a revision, say). Series that existed at the window's start
-    (``offset {window}``) are counted with ``increase()``; series born inside the window with their largest value
-    in it (they started at zero). ``metric{{selector}<matchers>}`` is summed ``by`` the labels given (``le``).
+    Per series, the first of:
+
+    1. ``x - x offset {window}`` when the series was not reset (``resets()`` 0, difference not negative): the
+       exact number of increments between the last scrape before the window and the last scrape in it;
+    2. ``increase(x[{window}])`` for a series that existed at the start and was reset (a restarted server);
+    3. ``max_over_time(x[{window}])`` for a series born inside the window (it started at zero): ``increase()``
+       would miss what its first sample held, all of a burst (a revision's first 5xx).
+
+    ``metric{{selector}<matchers>}`` is summed ``by`` the labels given (``le`` for histogram buckets).
     """
-    series = metric + "{{selector}" + matchers + "}"
+    x = metric + "{{selector}" + matchers + "}"
+    before = f"{x} offset {{window}}"
     group = f" by ({by})" if by else ""
-    old = f"sum{group} (increase({series}[{{window}}]) and {series} offset {{window}})"
-    new = f"sum{group} (max_over_time({series}[{{window}}]) unless {series} offset {{window}})"
-    return f"({old} + {new}) or {old} or {new}"
+    return (
+        f"sum{group} ((({x} - {before}) >= 0 and resets({x}[{{window}}]) == 0)"
+        f" or (increase({x}[{{window}}]) and {before})"
+        f" or (max_over_time({x}[{{window}}]) unless {before}))"
+    )
 
 
 def _p99(bucket_metric: str, scale: str = "") -> str:

@@ -49,8 +49,10 @@ from kfp_tabular.components.deployment.rollout.metrics import (
 REPO = Path(__file__).resolve().parents[4]
 SERVE_PYTHON = Path(os.environ.get("KFP_TABULAR_SERVE_PYTHON") or REPO / ".venv-serve" / "bin" / "python")
 SCRAPE = 1.0
-STABLE, CANARY, LATE, BURST = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+STABLE, CANARY, LATE, BURST, RESET = ("a" * 64, "b" * 64, "c" * 64, "d" * 64, "f" * 64)
 TICKS, TICK = 25, 0.2  # 5 s of traffic
+#: The requests query the canned answers are asked (as the errors quote it).
+REQUESTS_QUERY = repr(TEMPLATES["kfp-tabular"].render("requests", 'model_sha256="x"', "60s"))
 
 EXPORTER = r"""
 import json, sys
@@ -68,6 +70,9 @@ for line in sys.stdin:
             m.REQUESTS.labels(model_name=name, model_sha256=sha, protocol="v1", outcome=outcome)
         m.LATENCY.labels(model_name=name, model_sha256=sha, protocol="v1")
         m.SCORES.labels(model_name=name, model_sha256=sha)
+    for name, sha in cmd.get("restart", []):  # a restarted server: its counters start again from zero
+        m.REQUESTS.remove(name, sha, "v1", "ok")
+        m.REQUESTS.labels(model_name=name, model_sha256=sha, protocol="v1", outcome="ok")
     for name, status, seconds in cmd.get("requests", []):
         m.observe_request(name, "v1", status, seconds)
     for name, scores in cmd.get("scores", []):
@@ -162,8 +167,8 @@ def scenario(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         exporter.send(
-            register=[["stable", STABLE], ["canary", CANARY], ["late", LATE], ["burst", BURST]],
-            zero=[["stable", STABLE], ["canary", CANARY]],
+            register=[["stable", STABLE], ["canary", CANARY], ["late", LATE], ["burst", BURST], ["reset", RESET]],
+            zero=[["stable", STABLE], ["canary", CANARY], ["reset", RESET]],
         )
         deadline = time.time() + 20
         while True:  # ready, and the zero series scraped at least twice
@@ -177,8 +182,8 @@ def scenario(tmp_path_factory):
                 pytest.fail(f"Prometheus did not scrape the exporter: {(tmp / 'prometheus.log').read_text()[-2000:]}")
             time.sleep(0.2)
         start = time.time()
-        time.sleep(1.5 * SCRAPE)  # a zero sample inside the window before any traffic
-        sent = {"stable": [0, 0, 0], "canary": [0, 0, 0], "late": [0, 0, 0], "burst": [0, 0, 0]}  # ok, 4xx, 5xx
+        time.sleep(2.0 * SCRAPE)  # a zero sample inside the window before any traffic
+        sent = {name: [0, 0, 0] for name in ("stable", "canary", "late", "burst", "reset")}  # ok, 4xx, 5xx
         bins = {"stable": [0] * len(BIN_EDGES), "canary": [0] * len(BIN_EDGES)}
         for tick in range(TICKS):
             requests, scores = [], []
@@ -192,7 +197,8 @@ def scenario(tmp_path_factory):
                 requests += [["burst", 200, 0.01]] * 40  # born inside the window, a single burst
             if tick == 10:
                 requests += [["burst", 500, 0.01]]  # one server error: its series is born with it
-            exporter.send(requests=requests, scores=scores)
+            requests += [["reset", 200, 0.01]] * 4
+            exporter.send(requests=requests, scores=scores, restart=[["reset", RESET]] if tick == 15 else [])
             for name, status, _ in requests:
                 if name in sent:
                     sent[name][{200: 0, 400: 1, 500: 2}[status]] += 1
@@ -206,7 +212,13 @@ def scenario(tmp_path_factory):
         reader = PrometheusReader(url)
         read = {
             name: reader.read("canary" if name == "canary" else "stable", f'model_sha256="{sha}"', window)
-            for name, sha in (("stable", STABLE), ("canary", CANARY), ("late", LATE), ("burst", BURST))
+            for name, sha in (
+                ("stable", STABLE),
+                ("canary", CANARY),
+                ("late", LATE),
+                ("burst", BURST),
+                ("reset", RESET),
+            )
         }
         yield {"read": read, "sent": sent, "bins": bins, "window": window, "url": url, "reader": reader}
     finally:
@@ -220,20 +232,29 @@ def _bound(window: Window) -> float:
     return window.seconds / (window.seconds - 2.2 * SCRAPE)
 
 
-def test_counts_within_the_extrapolation_bound(scenario) -> None:
+def test_counts_are_exact(scenario) -> None:
     read, sent, window = scenario["read"], scenario["sent"], scenario["window"]
-    for name in ("stable", "canary", "late", "burst"):  # the figures, with pytest -s
+    for name in ("stable", "canary", "late", "burst", "reset"):  # the figures, with pytest -s
         print(f"{name}: sent {sum(sent[name])}, read {read[name].requests:.2f} over {window.seconds:.2f}s")
     for name in ("stable", "canary"):
         total = sum(sent[name])
-        got = read[name].requests
-        assert total <= got + 1e-6 <= total * _bound(window) + 1e-6, (name, got, total, window.seconds)
-        # Every series of a revision is scaled by the same factor: the ratios are exact.
-        assert read[name].server_errors / got == pytest.approx(sent[name][2] / total, rel=1e-9)
-        assert read[name].client_errors / got == pytest.approx(sent[name][1] / total, rel=1e-9)
-        assert read[name].success_rate == pytest.approx(1 - sent[name][2] / total, rel=1e-9)
+        assert read[name].requests == total, (name, read[name].requests, total)
+        assert read[name].server_errors == sent[name][2] and read[name].client_errors == sent[name][1]
+        assert read[name].success_rate == pytest.approx(1 - sent[name][2] / total, rel=1e-12)
     assert read["stable"].server_errors == 0 and read["stable"].success_rate == 1.0
-    assert sent["canary"][2] == 7 and read["canary"].server_errors > 0
+    assert sent["canary"] == [88, 5, 7] and read["canary"].success_rate == pytest.approx(0.93)
+    # What increase() would have said: extrapolated towards the window's end, more than was sent.
+    reader, rng = scenario["reader"], window.promql_range()
+    plain = reader.query(f'sum(increase(kfp_tabular_requests_total{{model_sha256="{STABLE}"}}[{rng}]))', window.end)
+    print(f"plain increase(): stable {plain[0]['value']:.2f} of 250")
+    assert sum(sent["stable"]) <= plain[0]["value"] <= sum(sent["stable"]) * _bound(window)
+
+
+def test_a_reset_counter_is_counted_with_increase(scenario) -> None:
+    # The server restarted after 15 ticks (60 requests): what it counted after its last scrape is lost to any
+    # method (at most one scrape interval: 5 ticks of 4); increase() counts across the reset, extrapolating.
+    got, total = scenario["read"]["reset"].requests, sum(scenario["sent"]["reset"])
+    assert total - 4 * 5 <= got <= total * _bound(scenario["window"]), got
 
 
 def test_p99_in_the_bucket_observed(scenario) -> None:
@@ -338,11 +359,7 @@ def test_non_success_answers_name_url_and_query(canned, status, answer, fragment
     with pytest.raises(DeployError) as info:
         PrometheusReader(url).read("canary", 'model_sha256="x"', Window(0, 60))
     message = str(info.value)
-    assert (
-        fragment in message
-        and f"{url}/api/v1/query" in message
-        and "query '(sum (increase(kfp_tabular_requests_total" in message
-    )
+    assert fragment in message and f"{url}/api/v1/query" in message and f"query {REQUESTS_QUERY[:80]}" in message
 
 
 def test_nan_p99_is_no_latency(canned) -> None:
