@@ -20,6 +20,13 @@ Additions to the shared contract (rollout_spec.md), nothing renamed:
   ``(BIN_EDGES[i-1], BIN_EDGES[i]]``, the last is the overflow above 1.0, empty for probabilities).
 - ``metrics.templates_from_json(text)`` parses the ``prometheus_queries`` parameter (a template name such as
   ``"kserve-knative"`` or a JSON object overriding some queries of ``kfp-tabular``); empty -> the defaults.
+- ``metrics.counted(metric, matchers, by)`` builds the PromQL of a count over ``{window}`` (exact per series;
+  the templates use it; docs/rollouts.md "Counting over a window").
+- ``run_rollout(..., settle_seconds=0.0)``: wait after a window before reading it (the last scrape lands).
+- ``StepRecord`` adds ``attempt`` (window number at its step), ``compared_with`` and ``reference`` (the stable
+  window the canary was compared with when stable served too little in this one, e.g. at 100%);
+  ``RolloutOutcome`` adds ``backend``, ``policy``, ``started_at``, ``finished_at``, ``baseline`` (defaults given).
+- ``Check.passed`` is None for a check that could not be judged (no data for it).
 - ``RolloutPolicy.max_inconclusive`` must be >= 1 (the number of consecutive inconclusive windows at one step
   that roll back; 0 windows cannot be observed).
 - ``RolloutOutcome``/``StepRecord``/``StepAnalysis``/``RevisionMetrics`` have ``to_dict()``.
