@@ -8,6 +8,8 @@ window read at the wrong time or a skipped step changes the numbers the engine j
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -332,3 +334,14 @@ def test_settle_waits_before_reading() -> None:
     outcome, _, _, _ = run(dataclasses.replace(POLICY, steps=(100,)), Behaviour(), settle_seconds=2)
     step = outcome.steps[0]
     assert step.window.seconds == 60 and outcome.finished_at - step.window.end >= 2
+
+
+def test_module_imports_only_the_standard_library() -> None:
+    code = (
+        "import sys; import kfp_tabular.components.deployment.rollout.engine, "
+        "kfp_tabular.components.deployment.rollout.record; "
+        "heavy = {'numpy', 'pandas', 'kfp', 'requests', 'prometheus_client'}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -22,12 +22,10 @@ without requests has no p99 and empty bins. Nothing is skipped: a missing binary
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -43,7 +41,6 @@ from kfp_tabular.components.deployment.rollout.metrics import (
     PrometheusReader,
     QueryTemplates,
     Window,
-    templates_from_json,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -395,36 +392,3 @@ def test_reader_arguments_checked() -> None:
     with pytest.raises(ConfigError, match="window: expected end > start"):
         Window(5, 5)
     assert Window(0, 90).promql_range() == "90s" and Window(0, 2.5).promql_range() == "2500ms"
-
-
-def test_templates_from_json() -> None:
-    assert templates_from_json("") is TEMPLATES["kfp-tabular"]
-    assert templates_from_json("kserve-knative") is TEMPLATES["kserve-knative"]
-    custom = templates_from_json(
-        '{"p99": "histogram_quantile(0.99, sum by (le) (rate(x_bucket{{selector}}[{window}])))"}'
-    )
-    assert custom.p99.startswith("histogram_quantile") and custom.requests == TEMPLATES["kfp-tabular"].requests
-    based = templates_from_json('{"base": "kserve-knative", "score_buckets": ""}')
-    assert based.requests == TEMPLATES["kserve-knative"].requests and based.score_buckets == ""
-    with pytest.raises(ConfigError, match="prometheus_queries: unknown keys latency"):
-        templates_from_json('{"latency": "x"}')
-    with pytest.raises(
-        ConfigError, match=r"prometheus_queries.requests: expected a PromQL string containing \{window\}"
-    ):
-        templates_from_json('{"requests": "sum(x{{selector}})"}')
-    with pytest.raises(ConfigError, match="prometheus_queries: expected one of kfp-tabular"):
-        templates_from_json("not json")
-    with pytest.raises(ConfigError, match="prometheus_queries.base"):
-        templates_from_json('{"base": "nope"}')
-
-
-def test_module_imports_only_the_standard_library() -> None:
-    code = (
-        "import sys; import kfp_tabular.components.deployment.rollout.engine, "
-        "kfp_tabular.components.deployment.rollout.record; "
-        "heavy = {'numpy', 'pandas', 'kfp', 'requests', 'prometheus_client'}; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-    assert math.isinf(BIN_EDGES[-1])

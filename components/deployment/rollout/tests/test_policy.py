@@ -8,6 +8,7 @@ import pytest
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.common.params import descriptions
+from kfp_tabular.components.deployment.rollout.metrics import TEMPLATES, templates_from_json
 from kfp_tabular.components.deployment.rollout.policy import (
     FLAT_NAMES,
     RolloutPolicy,
@@ -176,3 +177,24 @@ def test_policy_is_frozen_and_serializable() -> None:
         policy.strategy = "manual"  # type: ignore[misc]
     data = policy.to_dict()
     assert data["steps"] == [10, 25, 50, 100] and data["thresholds"]["drift_metric"] == "js"
+
+
+def test_prometheus_queries_parameter() -> None:
+    assert templates_from_json("") is TEMPLATES["kfp-tabular"]
+    assert templates_from_json("kserve-knative") is TEMPLATES["kserve-knative"]
+    custom = templates_from_json(
+        '{"p99": "histogram_quantile(0.99, sum by (le) (rate(x_bucket{{selector}}[{window}])))"}'
+    )
+    assert custom.p99.startswith("histogram_quantile") and custom.requests == TEMPLATES["kfp-tabular"].requests
+    based = templates_from_json('{"base": "kserve-knative", "score_buckets": ""}')
+    assert based.requests == TEMPLATES["kserve-knative"].requests and based.score_buckets == ""
+    with pytest.raises(ConfigError, match="prometheus_queries: unknown keys latency"):
+        templates_from_json('{"latency": "x"}')
+    with pytest.raises(
+        ConfigError, match=r"prometheus_queries.requests: expected a PromQL string containing \{window\}"
+    ):
+        templates_from_json('{"requests": "sum(x{{selector}})"}')
+    with pytest.raises(ConfigError, match="prometheus_queries: expected one of kfp-tabular"):
+        templates_from_json("not json")
+    with pytest.raises(ConfigError, match="prometheus_queries.base"):
+        templates_from_json('{"base": "nope"}')
