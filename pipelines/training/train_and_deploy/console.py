@@ -66,7 +66,7 @@ class TaskRecord:
     log: str = ""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     started: float = 0.0
-    #: Seconds from the console's start (the pipeline's, in this process) to the task's end.
+    #: Seconds from the run's start (``started``, else the console's) to the task's end.
     ended_s: float = 0.0
     #: Whether the task ran in a warm interpreter (warm.py), started before the task.
     warm: bool = False
@@ -178,6 +178,8 @@ class TaskConsole(io.TextIOBase):
         live: Animate a line in place; None: when ``terminal`` is a TTY and the mode is ``tasks``.
         on_run_dir: Called with the run directory once it is known, before the logs are created in it.
         warm: Warm interpreters for the SubprocessRunner's tasks (warm.py), None: a fresh one per task.
+        started: ``time.monotonic()`` at the run's start (each task's ``ended_s`` counts from it); None: when the
+            console is entered.
     """
 
     def __init__(
@@ -189,6 +191,7 @@ class TaskConsole(io.TextIOBase):
         live: bool | None = None,
         on_run_dir: Callable[[Path], None] | None = None,
         warm=None,
+        started: float | None = None,
     ):
         from kfp_tabular.components.common.errors import ConfigError
 
@@ -218,7 +221,8 @@ class TaskConsole(io.TextIOBase):
         self._frame = 0
         self._stack: contextlib.ExitStack | None = None
         self.warm = warm
-        self._entered = time.monotonic()
+        self.started = started
+        self._entered = time.monotonic() if started is None else started
 
     # --- the stream kfp.local writes to ---------------------------------------------------------------------
     def writable(self) -> bool:
@@ -407,7 +411,7 @@ class TaskConsole(io.TextIOBase):
         from kfp.local import subprocess_task_handler, task_dispatcher
 
         self._stack = contextlib.ExitStack()
-        self._entered = time.monotonic()
+        self._entered = time.monotonic() if self.started is None else self.started
         stack = self._stack
         original_dispatch = task_dispatcher.run_single_task_implementation
         original_subprocess = subprocess_task_handler.run_local_subprocess

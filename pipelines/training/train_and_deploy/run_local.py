@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,7 @@ def run_local(
     Returns:
         The summary; ``succeeded`` is False when a task failed (the error names it).
     """
+    started = time.monotonic()  # each task's ended_s counts from here
     from kfp import local
 
     from kfp_tabular.pipelines.training.train_and_deploy.console import TaskConsole, count_tasks
@@ -295,7 +297,12 @@ def run_local(
         before = {p.name for p in runs_root.iterdir()}
         error = ""
         tasks = TaskConsole(
-            sys.stdout, console, total=count_tasks(train_and_deploy.pipeline_spec), on_run_dir=on_run_dir, warm=pool
+            sys.stdout,
+            console,
+            total=count_tasks(train_and_deploy.pipeline_spec),
+            on_run_dir=on_run_dir,
+            warm=pool,
+            started=started,
         )
     except BaseException:
         if pool is not None:  # the console closes it from here on
