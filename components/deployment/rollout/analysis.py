@@ -59,7 +59,7 @@ class Check:
 
 @dataclasses.dataclass(frozen=True)
 class StepAnalysis:
-    """The verdict of one window, its checks and the reason in one sentence."""
+    """The verdict of one window, its checks and why in one phrase (without the verdict: "12 canary requests, ...")."""
 
     verdict: str
     checks: list[Check]
@@ -259,16 +259,16 @@ def analyze(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPol
     checks.append(_drift_check(canary, stable, policy))
     drift = checks[-1]
     if canary.requests <= 0 or canary.requests < policy.min_requests:
-        reason = f"inconclusive: {canary.requests:.0f} canary requests, fewer than min_requests {policy.min_requests}"
+        reason = f"{canary.requests:.0f} canary requests, fewer than min_requests {policy.min_requests}"
         return StepAnalysis("inconclusive", checks, reason)
     if drift.passed is None:
-        reason = f"inconclusive: prediction drift not judged ({drift.note})"
+        reason = f"prediction drift not judged ({drift.note})"
         return StepAnalysis("inconclusive", checks, reason)
     failed = [c for c in checks if c.passed is False]
     if failed:
         parts = [f"{c.name} {_fmt(c.canary)} vs threshold {_fmt(c.threshold)}" for c in failed]
-        return StepAnalysis("failed", checks, "failed: " + "; ".join(parts))
+        return StepAnalysis("failed", checks, "; ".join(parts))
     unjudged = [c.name for c in checks if c.passed is None]
     if unjudged:
-        return StepAnalysis("inconclusive", checks, f"inconclusive: not judged: {', '.join(unjudged)}")
-    return StepAnalysis("passed", checks, "passed: every check within its threshold")
+        return StepAnalysis("inconclusive", checks, f"not judged: {', '.join(unjudged)}")
+    return StepAnalysis("passed", checks, "every check within its threshold")

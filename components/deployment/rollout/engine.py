@@ -119,8 +119,8 @@ class RolloutOutcome:
 def describe_step(record: StepRecord, total_steps: int) -> str:
     """Return the log line of one window: the numbers and the verdict."""
 
-    def num(value: float | None, fmt: str) -> str:
-        return "n/a" if value is None else format(value, fmt)
+    def num(value: float | None, fmt: str, unit: str = "") -> str:
+        return "n/a" if value is None else format(value, fmt) + unit
 
     c, s, a = record.canary, record.stable, record.analysis
     drift = a.check("prediction_drift") if any(ch.name == "prediction_drift" for ch in a.checks) else None
@@ -128,8 +128,8 @@ def describe_step(record: StepRecord, total_steps: int) -> str:
     where = "preview" if record.percent == 0 else f"{record.percent}%"
     parts = [
         f"step {record.index}/{total_steps} {where} window {record.attempt} ({record.window.seconds:.0f}s):",
-        f"canary {c.requests:.0f} req success {num(c.success_rate, '.4f')} p99 {num(c.p99_seconds, '.3f')}s",
-        f"| stable {s.requests:.0f} req success {num(s.success_rate, '.4f')} p99 {num(s.p99_seconds, '.3f')}s",
+        f"canary {c.requests:.0f} req success {num(c.success_rate, '.4f')} p99 {num(c.p99_seconds, '.3f', 's')}",
+        f"| stable {s.requests:.0f} req success {num(s.success_rate, '.4f')} p99 {num(s.p99_seconds, '.3f', 's')}",
         f"| drift {drift_text} (max {drift.threshold:g})" if drift else "",
         f"-> {a.verdict}",
     ]
@@ -216,7 +216,7 @@ class _Run:
                 self.failures += 1
                 if self.failures > self.policy.failure_limit:
                     return (
-                        f"step {index} ({percent}%) {analysis.reason} "
+                        f"step {index} ({percent}%) failed: {analysis.reason} "
                         f"(failed analyses {self.failures} > failure_limit {self.policy.failure_limit})"
                     )
                 continue

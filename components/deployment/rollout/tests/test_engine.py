@@ -160,7 +160,7 @@ def test_failure_at_step_one_rolls_back_at_once() -> None:
     assert len(outcome.steps) == 1 and outcome.steps[0].analysis.verdict == "failed"
     assert "success_rate 0.95 vs threshold 0.99" in outcome.reason and "failure_limit 0" in outcome.reason
     assert backend.events[1][1] == outcome.reason
-    assert "-> failed: failed: success_rate" in lines[1]
+    assert "-> failed: success_rate 0.95 vs threshold 0.99" in lines[1]
 
 
 def test_drift_and_latency_failures_roll_back() -> None:
