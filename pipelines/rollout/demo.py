@@ -81,6 +81,7 @@ class ScenarioResult:
     analysis_md: Path
     seconds: float
     nginx_history: List[str]
+    preview_counts: list = dataclasses.field(default_factory=list)  # load.Counts of each preview replay
 
     @property
     def as_expected(self) -> bool:
@@ -143,7 +144,7 @@ def run_scenarios(
     from kfp_tabular.components.deployment.rollout.engine import run_rollout
     from kfp_tabular.components.deployment.rollout.metrics import PrometheusReader
     from kfp_tabular.components.deployment.rollout.record import write_analysis
-    from kfp_tabular.pipelines.rollout.load import LoadGenerator
+    from kfp_tabular.pipelines.rollout.load import LoadGenerator, replay
 
     unknown = [n for n in names if n not in scenarios.SCENARIOS]
     if unknown:
@@ -175,6 +176,24 @@ def run_scenarios(
             scenario_dir = run_dir / scenario.name
             begin = time.monotonic()
             stable, candidate = servers["stable"], servers[scenario.candidate]
+            scenario_policy_ = dataclasses.replace(policy, strategy=scenario.strategy)
+            preview_counts: list = []
+
+            def preview_traffic(url: str, _path=stable.predict_path()) -> None:
+                # a bounded replay of eval rows to the candidate alone, within the window
+                preview_counts.append(
+                    replay(
+                        url,
+                        _path,
+                        rows,
+                        rate=rate,
+                        duration=0.9 * policy.step_interval_seconds,
+                        batch=batch,
+                        large_batch=large_batch,
+                        large_every=large_every,
+                    )
+                )
+
             with rig.splitter(scenario_dir / "nginx", stable, candidate) as backend:
                 load = LoadGenerator(
                     backend.url,
@@ -191,7 +210,14 @@ def run_scenarios(
                     load.start()
                     time.sleep(2.0)  # stable serves a little before the first step
                 try:
-                    outcome = run_rollout(backend, reader, policy, settle_seconds=SETTLE_SECONDS, log=log)
+                    outcome = run_rollout(
+                        backend,
+                        reader,
+                        scenario_policy_,
+                        preview_traffic=preview_traffic if scenario.strategy == "blue-green" else None,
+                        settle_seconds=SETTLE_SECONDS,
+                        log=log,
+                    )
                 finally:
                     counts = load.stop() if scenario.traffic else load.counts()
                 history = list(backend.history)
@@ -204,9 +230,12 @@ def run_scenarios(
                 scenario_dir / "analysis.md",
                 time.monotonic() - begin,
                 history,
+                preview_counts,
             )
             results.append(result)
             log(f"requests through nginx: {counts.line()}")
+            for preview in preview_counts:
+                log(f"requests to the preview port: {preview.line()}")
             for example in counts.errors[:3]:
                 log(f"  e.g. {example}")
             stable_note = "every request stable answered succeeded" if result.stable_all_ok else "STABLE FAILED"

@@ -16,7 +16,10 @@ because of what it is:
   scans them all, so its time grows with the rows of a request (stable's barely does) -> rolled back on
   ``p99_seconds``;
 - ``no-traffic``: the good candidate, but no request arrives -> inconclusive windows, rolled back at the limit,
-  never promoted.
+  never promoted;
+- ``blue-green`` / ``blue-green-shifted``: the good / shifted candidate checked alone on the splitter's preview
+  port (a bounded replay of eval rows) while stable keeps 100% of the live traffic -> promoted at once / rolled
+  back on ``prediction_drift`` without ever serving live traffic.
 
 The stable model is the train component's core (``components.training.train.core.train``) with the curated
 churn schema on ``synthetic_data.generate``'s default variant. ``errors`` and ``slow`` start from a train-core
@@ -68,6 +71,7 @@ class Scenario:
         verdict: The expected final verdict (``promoted`` or ``rolled_back``).
         failed_check: The check whose failure rolls back (None: none fails; ``inconclusive`` for no data).
         story: One line on what the candidate is.
+        strategy: ``canary`` or ``blue-green`` (the candidate checked alone on the preview URL, then 100%).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Scenario:
     verdict: str
     failed_check: Optional[str]
     story: str
+    strategy: str = "canary"
 
 
 SCENARIOS: Dict[str, Scenario] = {
@@ -95,6 +100,24 @@ SCENARIOS: Dict[str, Scenario] = {
         ),
         Scenario("slow", "slow", True, "rolled_back", "p99_seconds", "KNN brute force, Minkowski p=1.5, 20k rows"),
         Scenario("no-traffic", "good", False, "rolled_back", "inconclusive", "a good candidate nobody calls"),
+        Scenario(
+            "blue-green",
+            "good",
+            True,
+            "promoted",
+            None,
+            "the good candidate checked alone on nginx's preview port, then 100% at once",
+            strategy="blue-green",
+        ),
+        Scenario(
+            "blue-green-shifted",
+            "shifted",
+            True,
+            "rolled_back",
+            "prediction_drift",
+            "the shifted candidate on the preview port: never takes live traffic",
+            strategy="blue-green",
+        ),
     )
 }
 

@@ -157,3 +157,31 @@ def test_every_scenario_wrote_its_analysis(results):
         assert len(document["steps"]) == len(result.outcome.steps), name
         assert Path(result.analysis_md).read_text().strip(), name
     assert any(line.startswith("step 1/3 20% window 1") for line in lines)
+
+
+def test_blue_green_checks_the_candidate_alone_then_promotes_at_once(results):
+    result = results[0]["blue-green"]
+    outcome = result.outcome
+    assert outcome.verdict == "promoted", outcome.reason
+    [step] = outcome.steps
+    assert step.percent == 0 and step.analysis.verdict == "passed"
+    assert step.canary.requests >= 20
+    preview = result.preview_counts[0]
+    assert preview.role("canary")["ok"] == preview.total("canary") == preview.sent > 0
+    assert result.counts.total("canary") == 0  # the front never sent live traffic to the candidate before
+    assert [line.rsplit(": ", 1)[-1] for line in result.nginx_history[-2:]] == [
+        "preview",
+        "promoted: the candidate is stable",
+    ]
+    _assert_stable_kept_serving(result)
+
+
+def test_blue_green_rolls_back_a_shifted_candidate_that_never_served_live_traffic(results):
+    result = results[0]["blue-green-shifted"]
+    outcome = result.outcome
+    _assert_rolled_back_at_once(result)
+    [step] = outcome.steps
+    assert step.percent == 0
+    assert step.analysis.check("prediction_drift").passed is False
+    assert result.counts.total("canary") == 0
+    _assert_stable_kept_serving(result)
