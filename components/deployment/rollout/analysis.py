@@ -8,7 +8,7 @@
   ``p99_floor_seconds`` (below it a ratio of two tiny latencies is noise: the check passes with a note);
 - ``prediction_drift``: the distance between the canary's and stable's predicted-score histograms (the same fixed
   bins) fails when it is above ``max_prediction_drift`` *and* above the distance sampling noise alone exceeds
-  with probability :data:`DRIFT_ALPHA` at these sample sizes (the noise bound): a small window cannot fail a
+  with probability :func:`drift_alpha` at these sample sizes (the noise bound): a small window cannot fail a
   model on noise, and the note says what the window could resolve.
 
 Verdict: ``inconclusive`` when the canary served fewer than ``min_requests`` requests (or none), or stable made
@@ -34,7 +34,8 @@ VERDICTS = ("passed", "failed", "inconclusive")
 #: PSI's smoothing: each bin's share becomes (share + PSI_EPSILON) / (1 + k * PSI_EPSILON) so an empty bin on one
 #: side gives a large but finite term (ln(share / 1e-4)) instead of infinity.
 PSI_EPSILON = 1e-4
-#: Probability that sampling noise alone exceeds the drift noise bound (per window).
+#: Probability that sampling noise alone exceeds the drift noise bound somewhere in a rollout: a canary's windows
+#: share it (Bonferroni: DRIFT_ALPHA / number of steps each), so a good model is rarely rolled back on noise.
 DRIFT_ALPHA = 0.01
 #: PSI's noise bound is simulated below this many canary predictions (the chi-square approximation holds above).
 PSI_SIMULATE_BELOW = 1000
@@ -186,6 +187,11 @@ def simulated_psi_bound(
     return scale * _chi2_quantile(dof, 1 - alpha)
 
 
+def drift_alpha(policy: RolloutPolicy) -> float:
+    """Return the false-alarm probability of one window's drift check: DRIFT_ALPHA over the canary's steps."""
+    return DRIFT_ALPHA / (len(policy.steps) if policy.strategy == "canary" else 1)
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
@@ -237,9 +243,9 @@ def _drift_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: Rollo
         value = psi(canary.score_counts, stable.score_counts)
     bins = sum(1 for a, b in zip(canary.score_counts, stable.score_counts) if a > 0 or b > 0)
     if metric == "psi" and n_c < PSI_SIMULATE_BELOW:
-        noise = simulated_psi_bound(canary.score_counts, stable.score_counts)
+        noise = simulated_psi_bound(canary.score_counts, stable.score_counts, drift_alpha(policy))
     else:
-        noise = drift_noise_bound(metric, n_c, n_s, bins)
+        noise = drift_noise_bound(metric, n_c, n_s, bins, drift_alpha(policy))
     passed = not (value > t.max_prediction_drift and value > noise)
     name = "JS distance" if metric == "js" else "PSI"
     note = f"{name} over {bins} occupied bins, {n_c:.0f} canary vs {n_s:.0f} stable predictions"

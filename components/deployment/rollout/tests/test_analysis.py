@@ -10,6 +10,7 @@ import pytest
 from kfp_tabular.components.deployment.rollout.analysis import (
     DRIFT_ALPHA,
     analyze,
+    drift_alpha,
     drift_noise_bound,
     js_distance,
     psi,
@@ -246,3 +247,17 @@ def test_psi_policy_passes_identical_small_windows_and_fails_shifted_ones() -> N
     )
     moved = analyze(metrics("canary", 600, scores=counts(600, shifted)), metrics("stable", 5400), policy)
     assert moved.verdict == "failed" and moved.check("prediction_drift").canary > 0.5
+
+
+def test_drift_alpha_is_shared_by_a_canary_s_steps() -> None:
+    assert drift_alpha(RolloutPolicy()) == pytest.approx(DRIFT_ALPHA / 4)
+    assert drift_alpha(RolloutPolicy(steps=(100,))) == DRIFT_ALPHA
+    assert drift_alpha(RolloutPolicy(strategy="blue-green")) == DRIFT_ALPHA
+    # More windows, a higher bound each: the same difference fails a one-window rollout only.
+    four = drift_noise_bound("js", 200, 1800, 20, drift_alpha(RolloutPolicy()))
+    one = drift_noise_bound("js", 200, 1800, 20, DRIFT_ALPHA)
+    assert four > one
+    canary, stable = metrics("canary", 200), metrics("stable", 1800)
+    note = analyze(canary, stable, RolloutPolicy()).check("prediction_drift").note
+    used = drift_noise_bound("js", canary.predictions, stable.predictions, 20, DRIFT_ALPHA / 4)
+    assert f"noise bound {used:.3g}" in note
