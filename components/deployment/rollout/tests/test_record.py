@@ -8,7 +8,7 @@ import math
 import pytest
 
 from kfp_tabular.components.deployment.rollout import record
-from kfp_tabular.components.deployment.rollout.engine import run_rollout
+from kfp_tabular.components.deployment.rollout.engine import RolloutOutcome, run_rollout
 from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy
 from kfp_tabular.components.deployment.rollout.tests.test_engine import (
     SHIFTED,
@@ -91,3 +91,12 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch) -> No
         record.write_analysis(outcome, tmp_path / "b.json", tmp_path / "b.md")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # neither half of the analysis
     assert (tmp_path / "a.json").read_text() == "previous"
+
+
+def test_an_outcome_without_windows_or_policy(tmp_path) -> None:
+    """What deploy records when no rollout ran (a first deployment, a render): only the decision."""
+    outcome = RolloutOutcome(strategy="canary", verdict="first_deployment", reason="no stable model yet", steps=[])
+    doc = record.write_analysis(outcome, tmp_path / "a.json", tmp_path / "a.md")
+    assert doc["policy"] is None and doc["steps"] == [] and doc["verdict"] == "first_deployment"
+    md = (tmp_path / "a.md").read_text()
+    assert md.startswith("# Rollout: first deployment\n") and "no stable model yet" in md and "n/a" in md
