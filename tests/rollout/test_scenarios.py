@@ -1,10 +1,10 @@
 """The rollout scenarios on the real local rig: Prometheus, nginx and our model servers on 127.0.0.1.
 
-One rig for the module (``demo.run_scenarios``: the stable server, one server per candidate, Prometheus, a
-fresh nginx per scenario, the load generator replaying eval rows), then one test per scenario on what it
-did: the verdict, the check that failed and its numbers against the threshold, no promotion on a failure, and
-every request stable answered succeeded throughout. The models are real (``pipelines/rollout/scenarios.py``),
-cached under ``$KFP_TABULAR_CACHE/rollout-models``.
+One rig for the module (``demo.run_scenarios`` on :data:`TESTED`: the stable server, one server per
+candidate, Prometheus, a fresh nginx per scenario, the load generator replaying eval rows), then one test per
+scenario on what it did: the verdict, the check that failed and its numbers against the threshold, no
+promotion on a failure, and every request stable answered succeeded throughout. The models are real
+(``pipelines/rollout/scenarios.py``), cached under ``$KFP_TABULAR_CACHE/rollout-models``.
 
 Needs the serve env (``.venv-serve``), Debian's ``prometheus`` and ``nginx`` (``make rollout-deps``): skipped
 without them, failed when ``CI`` is set.
@@ -20,6 +20,10 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.serve
+
+#: The issue's five scenarios and the blue-green rollback (``demo`` also runs ``blue-green``, the promotion; the
+#: backend's promote is tested in test_local_backend.py). About two minutes on a loaded 2-core machine.
+TESTED = ["good", "shifted", "errors", "slow", "no-traffic", "blue-green-shifted"]
 
 
 def _in_ci() -> bool:
@@ -50,12 +54,12 @@ def _require_rig() -> None:
 def results(tmp_path_factory):
     """Every scenario run once on one rig: ``{name: ScenarioResult}`` plus the log lines."""
     _require_rig()
-    from kfp_tabular.pipelines.rollout import demo, scenarios
+    from kfp_tabular.pipelines.rollout import demo
 
     lines: list[str] = []
     run_dir = tmp_path_factory.mktemp("rollout-scenarios")
     started = time.monotonic()
-    done = demo.run_scenarios(list(scenarios.SCENARIOS), run_dir, log=lines.append)
+    done = demo.run_scenarios(TESTED, run_dir, log=lines.append)
     print("\n".join(lines))
     print(f"all scenarios: {time.monotonic() - started:.1f}s")
     return {r.scenario.name: r for r in done}, lines
@@ -157,23 +161,6 @@ def test_every_scenario_wrote_its_analysis(results):
         assert len(document["steps"]) == len(result.outcome.steps), name
         assert Path(result.analysis_md).read_text().strip(), name
     assert any(line.startswith("step 1/3 20% window 1") for line in lines)
-
-
-def test_blue_green_checks_the_candidate_alone_then_promotes_at_once(results):
-    result = results[0]["blue-green"]
-    outcome = result.outcome
-    assert outcome.verdict == "promoted", outcome.reason
-    [step] = outcome.steps
-    assert step.percent == 0 and step.analysis.verdict == "passed"
-    assert step.canary.requests >= 20
-    preview = result.preview_counts[0]
-    assert preview.role("canary")["ok"] == preview.total("canary") == preview.sent > 0
-    assert result.counts.total("canary") == 0  # the front never sent live traffic to the candidate before
-    assert [line.rsplit(": ", 1)[-1] for line in result.nginx_history[-2:]] == [
-        "preview",
-        "promoted: the candidate is stable",
-    ]
-    _assert_stable_kept_serving(result)
 
 
 def test_blue_green_rolls_back_a_shifted_candidate_that_never_served_live_traffic(results):
