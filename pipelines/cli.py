@@ -1,4 +1,4 @@
-"""``kfp-tabular``: compile, run locally, submit to Kubeflow, and promote or roll back a canary.
+"""``kfp-tabular``: compile, run locally, submit to Kubeflow, and watch, promote or roll back a rollout.
 
 Only the standard library is imported at module level, so ``--help`` is instant; each sub-command imports
 what it needs (compile and submit import kfp, never TensorFlow).
@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=int, default=600, help="seconds to wait for the traffic change")
         p.set_defaults(func=_cmd_rollout)
 
+    from kfp_tabular.pipelines.rollout import cli as rollout_cli
+
+    rollout_cli.add_parser(sub)
+
     p = sub.add_parser("generate-data", help="write the seeded churn dataset (default, drifted or noise)")
     p.add_argument("output")
     p.add_argument("--rows", type=int, default=50_000)
@@ -249,11 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``kfp-tabular``: bad input ends in one line naming the field, exit code 2."""
+    from kfp_tabular.pipelines.rollout.cli import FlagError
+
     args = build_parser().parse_args(argv)
+    command = args.command + (f" {args.rollout_command}" if args.command == "rollout" else "")
     try:
         return args.func(args)
-    except KfpTabularError as exc:
-        print(f"kfp-tabular {args.command}: error: {exc}", file=sys.stderr)
+    except (KfpTabularError, FlagError) as exc:
+        print(f"kfp-tabular {command}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -86,3 +86,66 @@ def test_compile_wires_cluster_storage_with_kfp_kubernetes(tmp_path):
 def test_compile_refuses_to_overwrite_the_committed_yaml_with_storage_wiring():
     out = cli("compile", "--storage-secret", "s3-creds")
     assert out.returncode == 2 and "--output: give a path of your own" in out.stderr
+
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prometheus-url", "ftp://x", "--stable-sha", SHA_A, "--canary-sha", SHA_B], "--prometheus-url: expected"),
+        (["--prometheus-url", "http://127.0.0.1:9", "--stable-sha", SHA_A], "--name: give --name"),
+        (["--prometheus-url", "http://127.0.0.1:9", "--stable-sha", SHA_A, "--canary-sha", "x"], "--canary-sha: "),
+        (
+            ["--prometheus-url", "http://127.0.0.1:9", "--stable-sha", SHA_A, "--canary-sha", SHA_B, "--window", "0"],
+            "--window: expected seconds > 0",
+        ),
+        (
+            ["--prometheus-url", "http://u:9", "--stable-sha", SHA_A, "--canary-sha", SHA_B, "--min-success-rate", "2"],
+            "--min-success-rate: expected a number from 0 to 1",
+        ),
+        (
+            ["--prometheus-url", "http://u:9", "--stable-sha", SHA_A, "--canary-sha", SHA_B, "--drift-metric", "kl"],
+            "--drift-metric: expected one of js, psi",
+        ),
+        (
+            ["--prometheus-url", "http://u:9", "--name", "churn", "--stable-sha", SHA_A, "--canary-sha", SHA_B],
+            "--name: give either --name or --stable-sha and --canary-sha, not both",
+        ),
+        (
+            ["--prometheus-url", "http://127.0.0.1:9", "--stable-sha", SHA_A, "--canary-sha", SHA_B],
+            "Prometheus http://127.0.0.1:9/api/v1/query",
+        ),
+    ],
+)
+def test_rollout_analyze_errors_are_one_line_naming_the_flag(args, message):
+    out = cli("rollout", "analyze", *args, timeout=60)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kfp-tabular rollout analyze: error: "), out.stderr
+    assert message in lines[0], out.stderr
+
+
+def test_rollout_status_names_the_kubeconfig_flag(tmp_path):
+    out = cli("rollout", "status", "--name", "churn", "--namespace", "ns", "--kubeconfig", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("kfp-tabular rollout status: error: --kubeconfig: "), out.stderr
+
+
+def test_rollout_help_imports_only_light_modules():
+    """``kfp-tabular rollout --help`` builds the parser without kfp, kubernetes or the rollout engine."""
+    code = (
+        "import sys\n"
+        "from kfp_tabular.pipelines import cli\n"
+        "try:\n"
+        "    cli.main(['rollout', 'analyze', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('kfp', 'kubernetes', 'urllib3', 'kfp_tabular.components.deployment.rollout.engine') "
+        "if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert "--prometheus-url" in out.stdout and "--max-prediction-drift" in out.stdout, out
+    assert "HEAVY []" in out.stdout, out.stdout[-500:]

@@ -19,9 +19,17 @@ from typing import Any
 from kfp_tabular.components.common import artifacts, blessing, model_dir
 from kfp_tabular.components.common.errors import ConfigError, DataError, DeployError
 from kfp_tabular.components.deployment.deploy.request import DeployRequest
-from kfp_tabular.components.deployment.kserve.client import api_session, get, load_api_client, require, write_planned
+from kfp_tabular.components.deployment.kserve.client import (
+    api_session,
+    get,
+    load_api_client,
+    merge_patch,
+    require,
+    write_planned,
+)
 from kfp_tabular.components.deployment.kserve.isvc import (
     KNATIVE,
+    LAST_ANALYSIS_ANNOTATION,
     MODEL_SHA_ANNOTATION,
     PREVIOUS_URI_ANNOTATION,
     STATE_CANARY,
@@ -238,7 +246,7 @@ def failed_numbers(outcome: Any) -> str:
     """Return the checks that failed in the outcome's last judged step, with their numbers, in one line ("" if none)."""
     for step in reversed(getattr(outcome, "steps", []) or []):
         analysis = getattr(step, "analysis", None)
-        failed = [c for c in getattr(analysis, "checks", []) or [] if not c.passed]
+        failed = [c for c in getattr(analysis, "checks", []) or [] if c.passed is False]
         if failed:
             parts = []
             for check in failed:
@@ -349,7 +357,27 @@ def rollout(
         f"{backend.stable_selector}, Prometheus {request.prometheus_url}"
     )
     outcome = run_rollout(backend, reader, policy, log=log, **(engine_options or {}))
+    record_last_analysis(api, namespace, name, outcome)
     return get_status(name, namespace, api_client=api), outcome
+
+
+def record_last_analysis(api: Any, namespace: str, name: str, outcome: Any) -> None:
+    """Write the outcome in brief on the InferenceService (``kfp-tabular.dev/last-analysis``), for status.
+
+    An annotation-only merge patch: it changes no spec (no new generation, no revision) and cannot undo
+    another writer's spec change, so it carries no resourceVersion guard.
+    """
+    import json
+
+    brief = {
+        "strategy": outcome.strategy,
+        "verdict": outcome.verdict,
+        "reason": str(outcome.reason)[:2000],
+        "finished_at": outcome.finished_at,
+        "steps": [{"percent": s.percent, "verdict": s.analysis.verdict} for s in outcome.steps],
+    }
+    text = json.dumps(brief, separators=(",", ":"), default=str)
+    merge_patch(api, namespace, name, {"metadata": {"annotations": {LAST_ANALYSIS_ANNOTATION: text}}})
 
 
 def deploy_action(

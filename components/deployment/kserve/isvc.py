@@ -38,6 +38,9 @@ ROLLED_BACK_FROM_ANNOTATION = "kfp-tabular.dev/rolled-back-from"
 #: promote, rollback), so each revision's metrics can be told apart in Prometheus.
 MODEL_SHA_ANNOTATION = "kfp-tabular.dev/model-sha256"
 PREDICTOR_ANNOTATION_KEYS_WE_OWN = (MODEL_SHA_ANNOTATION,)
+#: The last rollout's analysis in brief (JSON: strategy, verdict, reason, finished_at, steps' percent and
+#: verdict), written by deploy after a rollout so ``kfp-tabular rollout status`` can show it.
+LAST_ANALYSIS_ANNOTATION = "kfp-tabular.dev/last-analysis"
 #: KServe: add ``prometheus.io/scrape|port|path`` to the predictor pods (port and path from the ServingRuntime's
 #: ``prometheus.kserve.io/port|path``).
 PROMETHEUS_SCRAPING_ANNOTATION = "serving.kserve.io/enable-prometheus-scraping"
