@@ -53,6 +53,11 @@ SERVE = [
     "kserve==0.21.0",
     "scikit-learn==1.5.2",
     "kubernetes<37",
+    # The payload-log collector (components/monitoring/collector): Parquet batches on fsspec storage.
+    "pyarrow>=16",
+    "fsspec",
+    "s3fs",
+    "gcsfs",
 ]
 
 DEV = [
