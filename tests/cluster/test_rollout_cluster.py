@@ -66,7 +66,7 @@ def cluster(kube_apiserver):
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    """Three real model servers (stable, good, shifted) and a real Prometheus scraping them."""  # noqa: D401
+    """Three real model servers (stable, good, shifted) and a real Prometheus scraping them."""
     from kfp_tabular.pipelines.rollout import rig as local_rig
     from kfp_tabular.pipelines.rollout import scenarios
 
