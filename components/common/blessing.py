@@ -4,7 +4,10 @@ A blessing is the evaluator's verdict on one model, identified by the sha256 of 
 ModelBlessing is tied to one model artifact and its Pusher checks the pair). JSON:
 ``{"blessed": bool, "reasons": [str], "model_sha256": str, "metrics": {...}, "baseline_metrics": {...} or
 null, "thresholds": {...}, "tolerance": float, "model_dir": str, "baseline_model_dir": str, "positive_class": the
-class binary metrics measured, or null}``.
+class binary metrics measured, or null, "prediction_distribution": the evaluation's predictions counted over fixed
+bins, or null}``. ``prediction_distribution`` is ``{"kind": "score"|"value", "what": str, "edges": [upper bounds],
+"counts": [len(edges) + 1], "rows": int, "classes": [str] | null, "class_counts": {class: int} | null}``
+(``evaluation.evaluate.distribution``); the monitor compares served predictions with it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Blessing:
         model_dir: Where the evaluated model was read from.
         baseline_model_dir: Where the baseline model was read from ("" for none).
         positive_class: The class binary precision, recall, F1 and ROC AUC measured (None otherwise).
+        prediction_distribution: The evaluation's predictions counted over fixed bins (None: not recorded, e.g. a
+            blessing written before it was).
     """
 
     blessed: bool
@@ -44,6 +49,7 @@ class Blessing:
     model_dir: str = ""
     baseline_model_dir: str = ""
     positive_class: Any = None
+    prediction_distribution: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -93,7 +99,34 @@ def read(path: str | os.PathLike) -> Blessing:
     for name in ("metrics", "thresholds"):
         if not isinstance(data.get(name, {}), dict):
             raise DataError(f"{path}: field {name!r} must be an object, got {data[name]!r}")
+    distribution = data.get("prediction_distribution")
+    if distribution is not None:
+        problem = check_distribution(distribution)
+        if problem:
+            raise DataError(f"{path}: field 'prediction_distribution': {problem}")
     known = {f.name for f in dataclasses.fields(Blessing)}
     values = {k: v for k, v in data.items() if k in known}
     values["reasons"] = list(reasons)
     return Blessing(**values)
+
+
+def check_distribution(value: Any) -> str:
+    """Say what is wrong with a prediction distribution (the form above); "" when it is fine."""
+    if not isinstance(value, dict):
+        return f"expected an object, got {value!r}"
+    edges, counts = value.get("edges"), value.get("counts")
+    if value.get("kind") not in ("score", "value"):
+        return f"'kind' must be 'score' or 'value', got {value.get('kind')!r}"
+    if not isinstance(edges, list) or not edges or not all(_is_number(e) for e in edges):
+        return f"'edges' must be a non-empty list of numbers, got {edges!r}"
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        return f"'edges' must increase, got {edges!r}"
+    if not isinstance(counts, list) or len(counts) != len(edges) + 1 or not all(_is_number(c) for c in counts):
+        return f"'counts' must be {len(edges) + 1} numbers (one per bin: len(edges) + 1), got {counts!r}"
+    if any(c < 0 for c in counts) or sum(counts) <= 0:
+        return f"'counts' must be >= 0 with a positive total, got {counts!r}"
+    return ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -54,6 +54,17 @@ def validate_splits(train, evaluation, schema, *, serving=None) -> Findings:
     )
 
 
+def validate_serving(stats, schema) -> tuple[object, list[Anomaly]]:
+    """Validate one serving dataset's statistics in the schema's ``SERVING`` environment (the monitor's window).
+
+    Returns:
+        ``(anomalies proto, anomalies)``: TFDV's ``Anomalies`` and its reasons as :class:`Anomaly` (split
+        ``serving``). The open domains are sized for the window's rows (``schema.for_split``).
+    """
+    proto = validate_statistics(stats, schemas.for_split(schema, stats), schemas.environment(schema, schemas.SERVING))
+    return proto, _collect_anomalies("serving", proto)
+
+
 def _groupable(schema) -> bool:
     """Whether the schema's features can be validated in groups: no feature refers to another one."""
     from tensorflow_metadata.proto.v0 import schema_pb2

@@ -69,6 +69,8 @@ class EvaluationResult:
         roc_curve: ``{"fpr", "tpr", "thresholds"}`` lists for binary classification (at most 200 points; the
             first threshold is ``inf``, as scikit-learn returns it), else None.
         positive_class: The class binary precision, recall, F1 and ROC AUC measure, else None.
+        prediction_distribution: The candidate's predictions counted over fixed bins (``distribution``): recorded
+            in the blessing for the monitor to compare served predictions with.
         curves: The HTML report's chart data from the candidate's one prediction (``scoring.score``'s ``curves``:
             PR curve, positive rate, calibration bins; regression: drawn rows), else None.
         baseline_charts: The baseline's ``confusion_matrix``, ``roc_curve`` and ``curves`` on the same data, or None
@@ -92,6 +94,7 @@ class EvaluationResult:
     roc_curve: dict | None = None
     positive_class: Any = None
     curves: dict | None = None
+    prediction_distribution: dict | None = None
     baseline_charts: dict | None = None
     decisions: list = dataclasses.field(default_factory=list)
     upstream_decisions: list = dataclasses.field(default_factory=list)
@@ -363,6 +366,7 @@ def evaluate(
         roc_curve=scored["roc_curve"],
         positive_class=positive,
         curves=scored["curves"],
+        prediction_distribution=scored["distribution"],
         baseline_charts=baseline_charts,
         decisions=[*decisions, *_drawing_decisions(scored["curves"])],
         upstream_decisions=[*(data_decisions or []), *from_metadata(metadata.get("decisions"))],
@@ -378,6 +382,7 @@ def evaluate(
         model_dir=str(model_dir),
         baseline_model_dir=baseline_model_uri,
         positive_class=result.positive_class,
+        prediction_distribution=result.prediction_distribution,
     )
     report = render_report(result, str(model_dir), str(eval_path), baseline_model_uri, verdicts)
     blessings.write(blessing_path, verdict)

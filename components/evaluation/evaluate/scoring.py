@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tabular.components.common.errors import DataError
-from kfp_tabular.components.evaluation.evaluate import curves
+from kfp_tabular.components.evaluation.evaluate import curves, distribution
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ def score(
 
     Returns:
         ``{"metrics": {...}, "classes": [...] | None, "confusion_matrix": {...} | None, "roc_curve": {...} | None,
-        "curves": {...}}``: ``curves`` is the report's chart data from the same prediction (:mod:`curves`).
+        "curves": {...}, "distribution": {...}}``: ``curves`` is the report's chart data from the same prediction
+        (:mod:`curves`), ``distribution`` the predictions counted over fixed bins (:mod:`distribution`).
 
     Raises:
         DataError: A feature or the label is missing, labels are missing or unknown to the model, or the
@@ -137,7 +138,7 @@ def score(
         raise DataError(f"{source}: label column {label_column!r} has {int(labels.isna().sum())} missing value(s)")
     x = frame if list(frame.columns) == features else frame[features]
     task = metadata["task"]
-    out: dict[str, Any] = {"classes": None, "confusion_matrix": None, "roc_curve": None, "curves": None}
+    out: dict[str, Any] = dict.fromkeys(("classes", "confusion_matrix", "roc_curve", "curves", "distribution"))
     if task == "regression":
         if labels.dtype.kind not in "biuf":
             raise DataError(f"{source}: label column {label_column!r} has dtype {labels.dtype}; expected numbers")
@@ -152,6 +153,7 @@ def score(
             "r2": _safe(skm.r2_score, y, predicted) if len(y) > 1 else None,
         }
         out["curves"] = curves.regression(y, predicted)
+        out["distribution"] = distribution.regressor(predicted)
         return out
 
     classes = list(getattr(pipeline, "classes_", metadata.get("classes") or []))
@@ -194,6 +196,7 @@ def score(
     if roc is not None:
         out["roc_curve"] = thin_curve(*roc)
     out["curves"] = curves.classification(proba, codes, predicted, index, roc)
+    out["distribution"] = distribution.classifier(proba, classes)
     return out
 
 

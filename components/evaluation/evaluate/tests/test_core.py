@@ -26,6 +26,7 @@ BLESSING_KEYS = {
     "model_dir",
     "baseline_model_dir",
     "positive_class",
+    "prediction_distribution",
 }
 
 
@@ -370,6 +371,7 @@ def test_blessing_json_has_exactly_the_contract_fields(trained, churn, tmp_path)
     assert blessing["model_sha256"] == metadata["model_sha256"] == result.model_sha256
     assert blessing["model_dir"] == str(trained["logistic"]) and blessing["baseline_model_dir"] == ""
     assert blessing["baseline_metrics"] is None and blessing["tolerance"] == 0.01
+    assert blessing["prediction_distribution"] == result.prediction_distribution
     assert blessing["thresholds"] == {"roc_auc": 0.7}
     assert blessing["reasons"] == result.reasons and isinstance(blessing["blessed"], bool)
     assert blessing["positive_class"] == result.positive_class == 1  # the minority class of the churn label
@@ -433,3 +435,24 @@ def test_object_columns_of_python_scalars_score_the_same(trained, churn):
     assert all(dtype.kind == "O" for dtype in as_objects.drop(columns=[LABEL]).dtypes)
     reference = core.score(pipeline, metadata, churn.eval_frame, LABEL, "eval")["metrics"]
     assert core.score(pipeline, metadata, as_objects, LABEL, "eval")["metrics"] == reference
+
+
+def test_prediction_distribution_counts_every_eval_prediction_over_the_rollout_bins(trained, churn, tmp_path):
+    """The blessing records the eval predictions over the rollout's fixed bins: P(classes[1]) of each row, counted."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from kfp_tabular.components.common import blessing as blessings
+    from kfp_tabular.components.deployment.rollout.metrics import BIN_EDGES
+
+    result, _, _ = run(trained["logistic"], churn.eval, tmp_path)
+    recorded = blessings.read(tmp_path / "blessing.json").prediction_distribution
+    assert recorded == result.prediction_distribution and recorded["kind"] == "score"
+    assert recorded["edges"] == list(BIN_EDGES[:-1]) and len(recorded["counts"]) == len(BIN_EDGES)
+    frame = pd.read_parquet(churn.eval)
+    pipeline = joblib.load(trained["logistic"] / "model.joblib")
+    p1 = pipeline.predict_proba(frame.drop(columns=[LABEL]))[:, 1]
+    expected = [int(((p1 > lo) & (p1 <= hi)).sum()) for lo, hi in zip((-np.inf, *BIN_EDGES[:-1]), BIN_EDGES)]
+    assert recorded["counts"] == expected and sum(expected) == len(frame) == recorded["rows"]
+    assert sum(recorded["class_counts"].values()) == len(frame)

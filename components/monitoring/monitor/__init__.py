@@ -1,0 +1,1 @@
+"""The monitor: served traffic against the deployed model's training statistics, evaluation and blessing."""

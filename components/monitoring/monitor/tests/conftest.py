@@ -1,0 +1,17 @@
+"""Fixtures: the deployed model (``traffic.deploy``), built once per session."""
+
+import pytest
+
+from kfp_tabular.components.monitoring.monitor.tests import traffic
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_threaded(single_threaded_openmp):
+    """One OpenMP/BLAS thread (tests.plugin.single_threaded_openmp)."""
+    yield
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory) -> traffic.Deployed:
+    """A churn model validated, trained, evaluated and recorded in a lineage record (``traffic.deploy``)."""
+    return traffic.deploy(tmp_path_factory.mktemp("deployed"))

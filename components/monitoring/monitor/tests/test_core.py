@@ -1,0 +1,231 @@
+"""The monitor's core on real data: a churn model, served traffic like its training data and drifted traffic."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.monitoring.monitor import core
+from kfp_tabular.components.monitoring.monitor.request import MonitorRequest
+from kfp_tabular.components.monitoring.monitor.tests.traffic import NOW, churn, served_rows, write_batches
+
+DAY = datetime.timedelta(days=1)
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "age",
+    "support_calls",
+    "contract_type",
+    "payment_method",
+    "internet_service",
+    "region",
+    "paperless_billing",
+    "has_partner",
+]
+
+
+def traffic(deployed, sink, window_frame, previous_frame=None, **rows_fields):
+    """Write the window's rows in [NOW - 1 day, NOW) and the previous window's the day before."""
+    write_batches(sink, served_rows(deployed, window_frame, NOW - DAY, NOW, **rows_fields))
+    if previous_frame is not None:
+        write_batches(sink, served_rows(deployed, previous_frame, NOW - 2 * DAY, NOW - DAY))
+
+
+def run(deployed, sink, out, **fields):
+    request = MonitorRequest(served_data_uri=str(sink), lineage_uri=str(deployed.lineage), **fields)
+    paths = {
+        "decision_path": out / "decision.json",
+        "report_path": out / "report.md",
+        "report_html_path": out / "report.html",
+        "served_data_path": out / "served.parquet",
+    }
+    result = core.monitor(request, now=NOW, **paths)
+    return result, paths
+
+
+def test_traffic_like_the_training_data_is_not_retrained_and_every_feature_is_reported(deployed, tmp_path):
+    import pandas as pd
+
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(1200, seed=31), churn(1200, seed=32))
+    result, paths = run(deployed, sink, tmp_path)
+    assert not result.retrain, result.reasons
+    assert result.rows == 1200 and result.previous_rows == 1200
+    assert sorted(m.feature for m in result.skew) == sorted(FEATURES)  # every feature, none flagged
+    assert sorted(m.feature for m in result.drift) == sorted(FEATURES)
+    assert not result.drifted_features
+    assert result.prediction is not None and not result.prediction.flagged
+    assert result.prediction.distance < result.prediction.threshold
+    estimated = result.performance["compared"]["accuracy"]
+    assert not estimated["below"] and abs(estimated["estimated"] - deployed.blessing["metrics"]["accuracy"]) < 0.03
+    decision = json.loads(paths["decision_path"].read_text())
+    assert decision["retrain"] is False and decision["rows"] == 1200 and decision["drifted_features"] == []
+    assert decision["window"] == {"start": (NOW - DAY).isoformat(), "end": NOW.isoformat()}
+    assert decision["reasons"][0].startswith("no feature skewed or drifted past its threshold")
+    markdown = paths["report_path"].read_text()
+    assert "**NO RETRAIN**" in markdown and all(f"| {f} | serving_vs_train |" in markdown for f in FEATURES)
+    assert len(pd.read_parquet(paths["served_data_path"])) == 1200
+
+
+def test_drifted_traffic_is_retrained_naming_the_drifted_features(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(1200, seed=41, variant="drifted"), churn(1200, seed=42))
+    result, paths = run(deployed, sink, tmp_path)
+    assert result.retrain
+    # The drifted variant: monthly charges +25, fewer month-to-month contracts, shorter tenure (and a new payment
+    # method at 10%: an anomaly, its L-infinity distance ~0.1 is at the threshold).
+    for feature in ("monthly_charges", "contract_type", "tenure_months"):
+        assert feature in result.skewed_features, (feature, result.reasons)
+        assert any(r.startswith(f"skew (serving vs training): {feature}:") for r in result.reasons)
+        assert any(r.startswith(f"drift (this window vs the previous): {feature}:") for r in result.reasons)
+    for feature in ("region", "age", "has_partner"):  # drawn like the training data
+        assert feature not in result.drifted_features
+    decision = json.loads(paths["decision_path"].read_text())
+    assert decision["retrain"] and set(decision["drifted_features"]) == set(result.drifted_features)
+    assert any("payment_method" in a.feature for a in result.anomalies)  # 'crypto': outside the schema's domain
+    html = paths["report_html_path"].read_text()
+    assert "<script" not in html and 'data-feature="monthly_charges"' in html
+    assert "RETRAIN" in html and "predictions:" in html
+
+
+def test_too_few_rows_decide_no_retrain_saying_so(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(60, seed=51, variant="drifted"))
+    result, paths = run(deployed, sink, tmp_path, min_rows=200)
+    assert not result.retrain and result.rows == 60
+    assert "fewer than min_rows 200" in result.reasons[0] and len(result.reasons) == 1
+    assert any("no drift comparison this time" in n for n in result.notes)
+    assert result.skew, "the values are reported even when no decision is taken"
+
+
+def test_rows_of_other_models_are_left_out_as_a_decision(deployed, tmp_path):
+    import pandas as pd
+
+    sink = tmp_path / "sink"
+    ours = served_rows(deployed, churn(500, seed=61), NOW - DAY, NOW)
+    theirs = served_rows(deployed, churn(300, seed=62, variant="drifted"), NOW - DAY, NOW, sha="f" * 64)
+    unknown = served_rows(deployed, churn(100, seed=63), NOW - DAY, NOW, sha=None)
+    write_batches(sink, pd.concat([ours, theirs, unknown], ignore_index=True))
+    result, _ = run(deployed, sink, tmp_path)
+    assert result.rows == 600
+    actions = {d.action: d.reason for d in result.decisions}
+    assert "300 of 900 rows" in actions["excluded"] and "ffffffffffff: 300" in actions["excluded"]
+    assert "100 rows of the window carry no model sha256" in actions["assumed"]
+    assert not result.retrain, result.reasons
+
+
+def test_scores_stored_as_the_predicted_class_probability_are_read_as_such(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    rows = served_rows(deployed, churn(800, seed=71), NOW - DAY, NOW)
+    rows["score"] = rows["score"].where(rows["score"] >= 0.5, 1 - rows["score"])
+    write_batches(sink, rows)
+    result, _ = run(deployed, sink, tmp_path)
+    assert any(d.action == "interpreted" for d in result.decisions)
+    assert not result.prediction.flagged and not result.retrain, result.reasons
+
+
+# --- bad inputs: a clear error, nothing written ---------------------------------------------------------------
+
+
+def _nothing_written(out):
+    return not any((out / name).exists() for name in ("decision.json", "report.md", "report.html", "served.parquet"))
+
+
+def test_an_empty_window_is_an_error_naming_the_window(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    write_batches(sink, served_rows(deployed, churn(50, seed=81), NOW - 3 * DAY, NOW - 2 * DAY))
+    with pytest.raises(DataError, match=r"no rows in the window 2026-11-29T12:00:00\+00:00 to 2026-11-30T12:00"):
+        run(deployed, sink, tmp_path)
+    assert _nothing_written(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        run(deployed, tmp_path / "no-such-sink", tmp_path)
+    assert _nothing_written(tmp_path)
+
+
+def test_missing_feature_columns_are_named(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    write_batches(sink, served_rows(deployed, churn(300, seed=82), NOW - DAY, NOW).drop(columns=["age", "region"]))
+    with pytest.raises(DataError, match=r"lack feature column\(s\) 'age', 'region' of the model's schema"):
+        run(deployed, sink, tmp_path)
+    assert _nothing_written(tmp_path)
+
+
+def test_a_batch_that_is_not_parquet_is_named(deployed, tmp_path):
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(300, seed=83))
+    bad = sink / f"date={(NOW - DAY).date().isoformat()}" / "broken.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match="broken.parquet: expected a Parquet batch of served rows"):
+        run(deployed, sink, tmp_path)
+    assert _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda text: text[:-20], "expected a lineage record in JSON, got invalid JSON"),
+        (
+            lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "statistics_uri"}),
+            "statistics_uri",
+        ),
+        (lambda text: json.dumps({**json.loads(text), "model_sha256": "abc"}), "field 'model_sha256' must be"),
+        (lambda text: json.dumps({**json.loads(text), "task": "ranking"}), "field 'task' must be one of"),
+        (
+            lambda text: json.dumps(
+                {**json.loads(text), "prediction_distribution": {"kind": "score", "edges": [1, 0]}}
+            ),
+            "field 'prediction_distribution': 'edges' must increase",
+        ),
+    ],
+)
+def test_a_lineage_record_that_does_not_parse_is_named_with_its_field(deployed, tmp_path, change, message):
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(300, seed=84))
+    broken = tmp_path / "lineage.json"
+    broken.write_text(change(deployed.lineage.read_text()))
+    request = MonitorRequest(served_data_uri=str(sink), lineage_uri=str(broken))
+    with pytest.raises(DataError, match=message) as caught:
+        core.monitor(request, now=NOW, decision_path=tmp_path / "decision.json", report_path=tmp_path / "report.md")
+    assert str(broken) in str(caught.value)
+    assert _nothing_written(tmp_path)
+
+
+def test_a_lineage_record_is_found_in_a_model_directory(deployed, tmp_path):
+    import shutil
+
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(300, seed=85))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(deployed.lineage, folder / "lineage.json")
+    result = core.monitor(MonitorRequest(served_data_uri=str(sink), lineage_uri=str(folder)), now=NOW)
+    assert result.rows == 300
+
+
+@pytest.mark.parametrize(
+    "fields, name",
+    [
+        ({"served_data_uri": ""}, "served_data_uri"),
+        ({"window_end": "yesterday"}, "window_end"),
+        ({"window_hours": 0}, "window_hours"),
+        ({"min_rows": 0}, "min_rows"),
+        ({"numeric_threshold": 1.5}, "numeric_threshold"),
+        ({"alpha": 0.9}, "alpha"),
+        ({"performance_tolerance": -0.1}, "performance_tolerance"),
+    ],
+)
+def test_request_checks_name_the_field(fields, name):
+    values = {"served_data_uri": "/data/served", "lineage_uri": "/models/lineage.json", **fields}
+    with pytest.raises(ConfigError, match=f"^{name}:"):
+        MonitorRequest(**values)
+
+
+def test_window_end_and_length():
+    request = MonitorRequest("/s", "/l", window_end="2026-11-30T06:00:00", window_hours=6)
+    start, end = request.window()
+    assert end == datetime.datetime(2026, 11, 30, 6, tzinfo=datetime.timezone.utc)
+    assert start == end - datetime.timedelta(hours=6)
