@@ -43,9 +43,11 @@ SETTLE_SECONDS = 1.5
 def scenario_policy(**overrides):
     """Return the demo's policy: canary 20 -> 50 -> 100, 8 s windows, 20 requests a window, thresholds below.
 
-    Thresholds: success >= 0.99, p99 <= 0.5 s (and <= 2x stable when stable's p99 is above 0.1 s: below, on a
-    shared 2-core machine, a p99 over a few dozen requests is one scheduling hiccup), JS distance <= 0.1. Two
-    inconclusive windows at a step roll back; no failed window is tolerated.
+    Thresholds: success >= 0.99, p99 <= 0.5 s (and <= 2x stable when stable's p99 is at least 0.25 s: below, on
+    a shared 2-core machine, the p99 of a few dozen requests is their slowest one, one scheduling hiccup, and a
+    ratio of two such values is noise -- measured: a good candidate's window at 0.263 s beside stable's 0.050 s
+    under load 4), JS distance <= 0.1. Two inconclusive windows at a step roll back; no failed window is
+    tolerated.
     """
     from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy, Thresholds
 
@@ -53,7 +55,7 @@ def scenario_policy(**overrides):
         min_success_rate=0.99,
         max_p99_seconds=0.5,
         max_p99_ratio=2.0,
-        p99_floor_seconds=0.1,
+        p99_floor_seconds=0.25,
         max_prediction_drift=0.1,
         drift_metric="js",
     )
