@@ -58,9 +58,9 @@ def _prediction_rows(p) -> list[list[str]]:
     for i, (a, b) in enumerate(zip(p.eval_counts, p.served_counts)):
         if a == 0 and b == 0:
             continue
-        low = "-inf" if i == 0 else f"{p.edges[i - 1]:.4g}"
+        low = ("[0" if p.kind == "score" else "(-inf") if i == 0 else f"({p.edges[i - 1]:.4g}"
         high = "inf" if i == len(p.edges) else f"{p.edges[i]:.4g}"
-        rows.append([f"({low}, {high}]", f"{a / eval_total:.3f}", f"{b / served_total:.3f}", str(int(b))])
+        rows.append([f"{low}, {high}]", f"{a / eval_total:.3f}", f"{b / served_total:.3f}", str(int(b))])
     return rows
 
 
@@ -194,7 +194,7 @@ def render_html(result, train, serving, previous, schema) -> str:
             f"n {p.n_served:,} served vs {p.n_eval:,} at evaluation"
         )
         parts.append(figure(prediction_chart(p), caption))
-        parts.append(reports._html_table(PREDICTION_HEADER, _prediction_rows(p), numeric_from=1))
+        parts.append('<p class="muted small">Each bin\'s shares: the table after the features.</p>')
     parts.append("<h2>Estimated performance</h2>")
     if result.performance:
         estimated = result.performance["estimated"]
@@ -212,6 +212,10 @@ def render_html(result, train, serving, previous, schema) -> str:
         report_charts.feature_rows(validation, {"train": train, "serving": serving, "baseline": previous}),
         "<h2>Skew and drift</h2>",
         reports._html_table(reports.DRIFT_HEADER, reports._drift_rows(validation), numeric_from=3, flag_col=9),
+    ]
+    if p is not None:
+        parts += ["<h2>Predictions per bin</h2>", reports._html_table(PREDICTION_HEADER, _prediction_rows(p), 1)]
+    parts += [
         "<h2>Anomalies (SERVING environment)</h2>",
     ]
     if result.anomalies:

@@ -15,3 +15,9 @@ def single_threaded(single_threaded_openmp):
 def deployed(tmp_path_factory) -> traffic.Deployed:
     """A churn model validated, trained, evaluated and recorded in a lineage record (``traffic.deploy``)."""
     return traffic.deploy(tmp_path_factory.mktemp("deployed"))
+
+
+@pytest.fixture(scope="session")
+def deployed_regressor(tmp_path_factory) -> traffic.Deployed:
+    """A Ridge regressor of monthly_charges on the churn data, recorded the same way."""
+    return traffic.deploy(tmp_path_factory.mktemp("deployed-regressor"), label="monthly_charges")

@@ -128,6 +128,38 @@ def test_scores_stored_as_the_predicted_class_probability_are_read_as_such(deplo
     assert not result.prediction.flagged and not result.retrain, result.reasons
 
 
+def _regressor_rows(deployed, frame, start, end):
+    """Served rows of the regressor: features, ``prediction`` (no ``score``), ``model_sha256``, ``time``."""
+    import pandas as pd
+
+    out = frame.drop(columns=["churned", "monthly_charges"])
+    out["prediction"] = deployed.pipeline.predict(out)
+    out["model_sha256"] = deployed.metadata["model_sha256"]
+    step = (end - start) / len(out)
+    out["time"] = pd.to_datetime([start + step * i for i in range(len(out))], utc=True)
+    return out
+
+
+def test_a_regressor_is_monitored_on_its_predicted_values(deployed_regressor, tmp_path):
+    deployed = deployed_regressor
+    assert deployed.blessing["prediction_distribution"]["kind"] == "value"
+    like = tmp_path / "like"
+    write_batches(like, _regressor_rows(deployed, churn(1000, seed=111), NOW - DAY, NOW))
+    result, _ = run(deployed, like, tmp_path / "like-out")
+    assert not result.retrain, result.reasons
+    assert result.performance is None and any("not estimated for a regressor" in n for n in result.notes)
+    assert result.prediction is not None and not result.prediction.flagged
+    # No fiber-optic customers (35% of training): the predicted monthly charges move down with the input.
+    shifted = churn(4000, seed=112)
+    shifted = shifted[shifted["internet_service"] != "fiber-optic"].head(1000)
+    drifted = tmp_path / "drifted"
+    write_batches(drifted, _regressor_rows(deployed, shifted, NOW - DAY, NOW))
+    result, _ = run(deployed, drifted, tmp_path / "drifted-out")
+    assert result.retrain and result.prediction.flagged
+    assert any(r.startswith("prediction drift: predicted value: JS distance") for r in result.reasons)
+    assert "internet_service" in result.skewed_features
+
+
 # --- bad inputs: a clear error, nothing written ---------------------------------------------------------------
 
 
@@ -229,3 +261,25 @@ def test_window_end_and_length():
     start, end = request.window()
     assert end == datetime.datetime(2026, 11, 30, 6, tzinfo=datetime.timezone.utc)
     assert start == end - datetime.timedelta(hours=6)
+
+
+def test_the_html_report_renders_offline_in_a_browser_with_its_charts(deployed, tmp_path):
+    """Headless Chromium, network off: no request, the prediction histogram and every feature's chart drawn."""
+    from tests.plugin import in_ci
+    from tests.support import browser
+
+    chromium = browser.find_chromium()
+    if chromium is None:
+        message = "chromium not found: `make browser` installs Debian's package"
+        pytest.fail(message, pytrace=False) if in_ci() else pytest.skip(message)
+    sink = tmp_path / "sink"
+    traffic(deployed, sink, churn(800, seed=121, variant="drifted"), churn(800, seed=122))
+    _, paths = run(deployed, sink, tmp_path)
+    page = paths["report_html_path"]
+    rendered = browser.render(page, browser.screenshot_dir() / "monitor-report.png", chromium)
+    assert rendered.requests == []
+    kinds = browser.chart_kinds(rendered.dom)
+    # The predictions and 4 numeric features as histograms; 7 categorical ones (support_calls: a categorical INT).
+    assert kinds["histogram"] == 1 + 4 and kinds["bars"] >= 7
+    assert all(f'data-feature="{f}"' in rendered.dom for f in FEATURES)
+    assert not browser.is_blank(browser.screenshot_dir() / "monitor-report.png")

@@ -38,7 +38,11 @@ def churn(rows: int, seed: int, variant: str = "default"):
     return frame
 
 
-def deploy(root: Path) -> Deployed:
+def deploy(root: Path, label: str = LABEL) -> Deployed:
+    """Validate, train (logistic regression; Ridge for a numeric label), evaluate and record a churn model.
+
+    ``label``: ``churned`` (a binary classifier) or ``monthly_charges`` (a regressor; ``churned`` left out).
+    """
     import json
 
     import joblib
@@ -52,23 +56,24 @@ def deploy(root: Path) -> Deployed:
     from kfp_tabular.components.training.train.core import train
     from kfp_tabular.components.training.train.request import TrainRequest
 
-    churn(3000, seed=1).to_parquet(root / "train.parquet", index=False)
-    churn(1500, seed=2).to_parquet(root / "eval.parquet", index=False)
+    drop = [LABEL] if label != LABEL else []
+    churn(3000, seed=1).drop(columns=drop).to_parquet(root / "train.parquet", index=False)
+    churn(1500, seed=2).drop(columns=drop).to_parquet(root / "eval.parquet", index=False)
     validate(
         str(root / "train.parquet"),
         str(root / "eval.parquet"),
-        ValidateRequest(LABEL),
+        ValidateRequest(label),
         train_statistics_path=str(root / "train_statistics.pb"),
         schema_path=str(root / "schema.pbtxt"),
     )
     trained = train(
-        TrainRequest(LABEL, estimator="logistic_regression"),
+        TrainRequest(label, estimator="logistic_regression"),
         root / "train.parquet",
         root / "schema.pbtxt",
         root / "model",
     )
     model_dir = Path(trained.model_dir)
-    evaluate(EvaluateRequest(LABEL), model_dir, root / "eval.parquet", root / "blessing.json", root / "eval.md")
+    evaluate(EvaluateRequest(label), model_dir, root / "eval.parquet", root / "blessing.json", root / "eval.md")
     blessing = json.loads((root / "blessing.json").read_text())
     metadata = json.loads((model_dir / "metadata.json").read_text())
     record = lineage.LineageRecord(
@@ -76,7 +81,7 @@ def deploy(root: Path) -> Deployed:
         model_uri=str(model_dir),
         storage_uri="pvc://models/churn/" + metadata["model_sha256"][:12],
         task=metadata["task"],
-        label_column=LABEL,
+        label_column=label,
         classes=metadata["classes"],
         positive_class=blessing["positive_class"],
         training_data={"uri": str(root / "train.parquet"), "hash": sha256_file(root / "train.parquet")},
