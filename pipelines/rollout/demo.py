@@ -203,7 +203,7 @@ def run_scenarios(
                     rows,
                     rate=rate if scenario.traffic else 1.0,
                     batch=batch,
-                    threads=32,
+                    threads=16,
                     timeout=20.0,
                     large_batch=large_batch,
                     large_every=large_every,
