@@ -184,8 +184,13 @@ def deploy_request(name: str, mode: str, prometheus_url: str, uri: str) -> Deplo
         min_requests=20,
         max_inconclusive=2,
         failure_limit=0,
-        max_p99_seconds=1.0,
-        max_prediction_drift=0.1,
+        # Latency bounds are loose: this machine's two cores are shared with other work (a load average of 9 was
+        # seen to make one server's p99 2.8x the other's); the local rig's slow scenario tests the latency checks.
+        max_p99_seconds=5.0,
+        max_p99_ratio=10.0,
+        # The good candidate's JS distance to stable is 0.04 over all 2,000 eval rows, the shifted one's 0.39; a
+        # window's ~800 canary predictions measured the good one at up to 0.106 (sampling), so 0.2 separates them.
+        max_prediction_drift=0.2,
         prometheus_url=prometheus_url,
     )
 
@@ -320,12 +325,18 @@ def test_blue_green_in_standard_mode_is_refused_naming_the_fields(cluster, runne
             rollout_strategy="blue-green",
             prometheus_url="http://127.0.0.1:9",
         )
+    with pytest.raises(ConfigError, match=r"^prometheus_queries: the kserve-knative templates select Knative"):
+        DeployRequest(deployment_mode="Standard", prometheus_queries="kserve-knative")
     core.deploy("churn-bg", NS, URIS["stable"], deployment_mode="Standard", api_client=runner, timeout_seconds=30)
     backend = KServeTrafficBackend(
         runner, NS, "churn-bg", stable_sha256="a" * 64, canary_sha256="b" * 64, timeout_seconds=30
     )
     with pytest.raises(ConfigError, match=r"^rollout_strategy, deployment_mode: .*Standard mode"):
         backend.stage_preview()
+    with pytest.raises(ConfigError, match=r"^prometheus_queries: .*Standard mode"):
+        KServeTrafficBackend(
+            runner, NS, "churn-bg", stable_sha256="a" * 64, canary_sha256="b" * 64, select_by="revision"
+        )
 
 
 def test_blue_green_preview_in_knative_mode_is_the_latest_tag_url(cluster, runner, controller, rig):
@@ -341,6 +352,14 @@ def test_blue_green_preview_in_knative_mode_is_the_latest_tag_url(cluster, runne
     assert (backend.stable_selector, backend.canary_selector) == (f'model_sha256="{stable}"', f'model_sha256="{good}"')
     url = backend.stage_preview()
     assert url == f"http://latest-{name}-predictor.{NS}.example.com"
+    # The kserve-knative templates (queue-proxy metrics) select revisions: canary the latest, stable the other.
+    by_revision = KServeTrafficBackend(
+        runner, NS, name, stable_sha256=stable, canary_sha256=good, timeout_seconds=30, select_by="revision"
+    )
+    assert (by_revision.stable_selector, by_revision.canary_selector) == (
+        f'namespace_name="{NS}",revision_name="{name}-predictor-00001"',
+        f'namespace_name="{NS}",revision_name="{name}-predictor-00002"',
+    )
     obj = kclient.get(runner, NS, name)
     assert traffic_uris(controller, obj) == {URIS["stable"]: 100}, "the preview takes none of the main traffic"
     backend.promote()

@@ -350,6 +350,7 @@ def rollout(
         stable_sha256=stable_sha,
         canary_sha256=model_sha256,
         timeout_seconds=request.timeout_seconds,
+        select_by="revision" if request.selects_revisions() else "sha",
         log=log,
     )
     log(

@@ -156,6 +156,11 @@ class DeployRequest:
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ConfigError(f"prometheus_url: expected an http:// or https:// URL, got {self.prometheus_url!r}")
         self.query_templates()
+        if self.selects_revisions() and self.deployment_mode != KNATIVE:
+            raise ConfigError(
+                "prometheus_queries: the kserve-knative templates select Knative revisions; Standard mode has none "
+                "(use the default templates, which select each model by its sha256)"
+            )
         if self.action == "apply" and self.rollout_strategy != "manual" and not self.prometheus_url:
             raise ConfigError(
                 f"prometheus_url: rollout_strategy={self.rollout_strategy!r} gates each step on live metrics, so "
@@ -186,6 +191,18 @@ class DeployRequest:
         from kfp_tabular.components.deployment.rollout.policy import RolloutPolicy
 
         return RolloutPolicy.from_params(**{name: getattr(self, name) for name in ROLLOUT_FIELDS})
+
+    def selects_revisions(self) -> bool:
+        """Whether prometheus_queries asks for the ``kserve-knative`` templates, which select Knative revisions."""
+        import json
+
+        text = self.prometheus_queries.strip()
+        if text == "kserve-knative":
+            return True
+        if text.startswith("{"):
+            given = json.loads(text)  # checked by query_templates
+            return isinstance(given, dict) and given.get("base") == "kserve-knative"
+        return False
 
     def query_templates(self) -> Any:
         """Return the PromQL templates (``rollout.metrics.QueryTemplates``) prometheus_queries names or overrides.

@@ -34,11 +34,43 @@ from kfp_tabular.components.deployment.kserve.traffic import (
 
 #: PromQL label matchers of one model's series; ``{sha}`` is the model file's sha256.
 DEFAULT_SELECTOR = 'model_sha256="{sha}"'
+#: PromQL label matchers of one Knative revision's series (queue-proxy's labels; manifests/monitoring's PodMonitor
+#: gives our server's series the same), for the ``kserve-knative`` query templates.
+REVISION_SELECTOR = 'namespace_name="{namespace}",revision_name="{revision}"'
 
 
 def sha_selector(sha256: str, template: str = DEFAULT_SELECTOR) -> str:
     """Return the PromQL label matchers selecting the series of the model whose file hashes to ``sha256``."""
     return template.format(sha=sha256)
+
+
+def revision_selectors(obj: dict) -> tuple[str, str]:
+    """Return ``(stable, canary)`` selectors of a Knative canary's two revisions, as its status shows them now.
+
+    Raises:
+        ConfigError: Standard mode, or status does not show a canary split over two revisions yet.
+    """
+    from kfp_tabular.components.deployment.kserve.isvc import KNATIVE, predictor_status
+
+    where = ns_name(obj)
+    if mode_of(obj) != KNATIVE:
+        raise ConfigError(
+            f"prometheus_queries: the kserve-knative templates select Knative revisions; InferenceService {where} "
+            "is in Standard mode (no revisions): use the default kfp-tabular templates (by model sha256)"
+        )
+    traffic = predictor_status(obj).get("traffic") or []
+    latest = [t.get("revisionName") for t in traffic if t.get("latestRevision")]
+    others = [t.get("revisionName") for t in traffic if not t.get("latestRevision")]
+    if len(latest) != 1 or len(others) != 1 or not all(latest + others) or latest == others:
+        raise ConfigError(
+            f"prometheus_queries: cannot tell InferenceService {where}'s canary and stable revisions apart from its "
+            f"traffic {traffic}: expected the latest revision and one other"
+        )
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    return (
+        REVISION_SELECTOR.format(namespace=namespace, revision=others[0]),
+        REVISION_SELECTOR.format(namespace=namespace, revision=latest[0]),
+    )
 
 
 class KServeTrafficBackend:
@@ -61,12 +93,18 @@ class KServeTrafficBackend:
         canary_sha256: str,
         timeout_seconds: float = 600,
         selector_template: str = DEFAULT_SELECTOR,
+        select_by: str = "sha",
         log: Any = print,
     ) -> None:
-        """Drive ``namespace/name`` (which must exist) from the stable model to the candidate.
+        """Drive ``namespace/name`` (which must exist, with the canary written) from the stable model to the candidate.
+
+        ``select_by``: ``sha`` selects each model's series by its sha256 (every mode); ``revision`` (Knative only,
+        for the ``kserve-knative`` templates) by namespace and revision, the canary's being the latest ready
+        revision and stable's the one the rest of the traffic goes to, read from status now.
 
         Raises:
-            ConfigError: A sha256 is missing, or both are the same model (nothing to compare).
+            ConfigError: A sha256 is missing, both are the same model (nothing to compare), or revisions are
+                asked for in Standard mode or before status shows the split.
             DeployError: The InferenceService does not exist or cannot be read.
         """
         for field, value in (("stable_sha256", stable_sha256), ("canary_sha256", canary_sha256)):
@@ -86,8 +124,13 @@ class KServeTrafficBackend:
         obj = require(api_client, namespace, name)
         self.mode = mode_of(obj)
         self.description = f"InferenceService {ns_name(obj)} ({self.mode})"
-        self.stable_selector = sha_selector(stable_sha256, selector_template)
-        self.canary_selector = sha_selector(canary_sha256, selector_template)
+        if select_by == "revision":
+            self.stable_selector, self.canary_selector = revision_selectors(obj)
+        elif select_by == "sha":
+            self.stable_selector = sha_selector(stable_sha256, selector_template)
+            self.canary_selector = sha_selector(canary_sha256, selector_template)
+        else:
+            raise ConfigError(f"select_by: expected 'sha' or 'revision', got {select_by!r}")
         self.last_status: dict | None = None
 
     @classmethod
