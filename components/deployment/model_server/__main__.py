@@ -9,6 +9,7 @@ KServe 0.21 itself cannot do (see ``server.HostModelServer``). gRPC is off unles
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server
     from kserve.utils.utils import strtobool
 
+    from kfp_tabular.components.deployment.model_server.logger import LOGGER_MODES
     from kfp_tabular.components.deployment.model_server.schema import DEFAULT_POLICY, KINDS
     from kfp_tabular.components.deployment.model_server.server import (
         DEFAULT_HOST,
@@ -78,8 +80,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="serve through the numpy path derived from model.joblib when it predicts the same on probe rows",
     )
+    logging_group = parser.add_argument_group(
+        "payload logging", "send KServe logger CloudEvents of each inference (our emulation of KServe's logger agent)"
+    )
+    logging_group.add_argument(
+        "--logger_url", default=None, help="where to POST the events (e.g. the collector's URL); unset: no logging"
+    )
+    logging_group.add_argument(
+        "--logger_mode", default="all", choices=LOGGER_MODES, help="log requests, responses or both"
+    )
+    logging_group.add_argument("--logger_source", default=None, help="ce-source (default: this server's URL)")
+    logging_group.add_argument(
+        "--logger_inference_service", default=None, help="ce-inferenceservicename (default: --model_name)"
+    )
+    logging_group.add_argument(
+        "--logger_namespace", default=os.environ.get("POD_NAMESPACE", ""), help="ce-namespace (default: $POD_NAMESPACE)"
+    )
+    logging_group.add_argument("--logger_endpoint", default="default", help="ce-endpoint: default, or canary")
+    logging_group.add_argument("--logger_component", default="predictor", help="ce-component")
+    logging_group.add_argument(
+        "--logger_queue_size", type=int, default=1000, help="events waiting to be sent; more are dropped (counted)"
+    )
+    logging_group.add_argument("--logger_workers", type=int, default=2, help="sender threads per server process")
+    logging_group.add_argument("--logger_timeout", type=float, default=2.0, help="seconds per event sent")
     parser.set_defaults(enable_grpc=False)
     return parser
+
+
+def logger_settings(args: argparse.Namespace):
+    """Build the payload logger's settings from the command line; None when ``--logger_url`` is not set."""
+    from kfp_tabular.components.deployment.model_server.logger import LoggerSettings
+
+    if not args.logger_url:
+        return None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    return LoggerSettings(
+        url=args.logger_url,
+        mode=args.logger_mode,
+        source=args.logger_source or f"http://{host}:{args.http_port}/",
+        inference_service=args.logger_inference_service or args.model_name,
+        namespace=args.logger_namespace,
+        component=args.logger_component,
+        endpoint=args.logger_endpoint,
+        queue_size=args.logger_queue_size,
+        workers=args.logger_workers,
+        timeout=args.logger_timeout,
+    )
 
 
 def _log_to_stderr() -> None:
@@ -103,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     _log_to_stderr()
+    try:
+        payload_logger = logger_settings(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.model_dir:
             model_dir = args.model_dir
@@ -129,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if payload_logger is not None:
+        print(f"payload logging ({payload_logger.mode}) to {payload_logger.url}", file=sys.stderr, flush=True)
     server = HostModelServer(
         host=args.host,
         max_body_bytes=args.max_body_bytes,
+        payload_logger=payload_logger,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,

@@ -6,7 +6,8 @@ derived fast path ``fastpath``, Prometheus metrics ``metrics``, the HTTP door ``
 
 - the REST server binds ``host`` (KServe fixes 0.0.0.0);
 - its FastAPI app gets the ``gate.InferenceGate`` middleware and the client-error handlers when KServe builds
-  it (in each worker process with ``--workers`` > 1);
+  it (in each worker process with ``--workers`` > 1), and, with ``--logger_url``, the payload logger
+  (``logger.PayloadLogger``, inside the gate: it sees the requests the gate lets through);
 - its data plane reads a V1 body that strict JSON refuses only for non-finite numbers (``Infinity``, ``NaN``,
   ``1e400``) with Python's JSON reader, so the schema check names the column instead of a parse error; any
   other body that is not JSON, and a V2 binary request that does not decode, is a 400.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import orjson
 from kserve import ModelServer
@@ -30,6 +31,7 @@ from kfp_tabular.components.deployment.model_server.gate import (
     InferenceGate,
     install_error_handlers,
 )
+from kfp_tabular.components.deployment.model_server.logger import LoggerSettings, PayloadLogger
 from kfp_tabular.components.deployment.model_server.model import ENV_PREDICT_PROBA, TabularModel
 from kfp_tabular.components.deployment.model_server.model_files import find_latest_model
 
@@ -101,12 +103,15 @@ class TabularRESTServer(RESTServer):
     """KServe's REST server whose app gets the inference gate and the client-error handlers."""
 
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
+    payload_logger: Optional[LoggerSettings] = None
 
     def create_application(self):
         super().create_application()
         from kserve.model_server import app
 
         install_error_handlers(app)
+        if self.payload_logger is not None:  # added first: the gate (added last) wraps it
+            app.add_middleware(PayloadLogger, settings=self.payload_logger)
         app.add_middleware(InferenceGate, max_body_bytes=self.max_body_bytes)
 
 
@@ -120,18 +125,27 @@ class HostModelServer(ModelServer):
     ``[::]``, as KServe's ``GRPCServer`` fixes it too.
     """
 
-    def __init__(self, *, host: str = DEFAULT_HOST, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        payload_logger: Optional[LoggerSettings] = None,
+        **kwargs: Any,
+    ):
         """Create the server.
 
         Args:
             host: Address the REST server binds: ``127.0.0.1`` for this machine only, ``0.0.0.0`` for all
                 IPv4 interfaces (what a pod needs), or any address uvicorn accepts.
             max_body_bytes: Largest inference request body served; a larger one gets HTTP 413.
+            payload_logger: Send KServe logger CloudEvents of every inference (``logger``); None: off.
             **kwargs: Passed on to ``kserve.ModelServer``.
         """
         super().__init__(**kwargs)
         self.host = host
         self.max_body_bytes = max_body_bytes
+        self.payload_logger = payload_logger
         self.dataplane = TabularDataPlane(model_registry=self.registered_models)
 
     async def _serve(self) -> None:
@@ -146,6 +160,7 @@ class HostModelServer(ModelServer):
         for server in self._rest_servers():
             server.__class__ = TabularRESTServer  # pickles by name into --workers processes
             server.max_body_bytes = self.max_body_bytes
+            server.payload_logger = self.payload_logger
         await super()._serve()
 
     def _rest_servers(self) -> list:

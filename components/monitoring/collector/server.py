@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -332,5 +333,12 @@ def serve(settings: Settings) -> int:
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+    stopped_by: List[int] = []
+    for number in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn (0.29+) restores the handlers it found and raises the signal again after its graceful shutdown;
+        # these make that a normal exit, so the exit code says whether every row was written.
+        signal.signal(number, lambda received, frame: stopped_by.append(received))
     uvicorn.Server(config).run()
+    if stopped_by:
+        logger.info("collector exited after signal %s", signal.Signals(stopped_by[0]).name)
     return 1 if collector.writer.lost_rows else 0

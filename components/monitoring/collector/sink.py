@@ -293,8 +293,9 @@ def read_window(
     start, end = _as_utc(start), _as_utc(end)
     tables = []
     for path in batch_files(sink, start, end, storage_options):
-        with fs.open(path, "rb") as handle:
-            table = pq.read_table(handle)
+        # By path through the filesystem: pyarrow 10 (the pipeline image) reading a Python file object or a
+        # buffer aborts the interpreter at exit now and then ("terminate called without an active exception").
+        table = pq.read_table(fs._strip_protocol(path), filesystem=fs)
         mask = None
         times = table.column("time")
         if start is not None:
