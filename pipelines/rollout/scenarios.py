@@ -21,8 +21,11 @@ because of what it is:
   port (a bounded replay of eval rows) while stable keeps 100% of the live traffic -> promoted at once / rolled
   back on ``prediction_drift`` without ever serving live traffic.
 
-The stable model is the train component's core (``components.training.train.core.train``) with the curated
-churn schema on ``synthetic_data.generate``'s default variant. ``errors`` and ``slow`` start from a train-core
+The stable model is the train component's core (``components.training.train.core.train``, logistic
+regression) with the curated churn schema on ``synthetic_data.generate``'s default variant, refit with dense
+one-hot output so the server serves it through its numpy fast path (~6 ms a request instead of ~40 ms through
+the pandas pipeline on this machine: the rig leaves the cores to the candidates and to whatever else runs).
+``good`` and ``shifted`` are made the same way. ``errors`` and ``slow`` start from a train-core
 model on their data and refit the same pipeline with one change (the encoder's ``handle_unknown``, the
 estimator); their ``metadata.json`` keeps train's input schema and records the change (``scenario``) and the
 new ``model_sha256``. Models are built once per recipe and cached under ``$KFP_TABULAR_CACHE/rollout-models``
@@ -52,7 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bump when a recipe changes: the cache key includes it.
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 LABEL = "churned"
 TRAIN_ROWS = 20_000
 SLOW_TRAIN_ROWS = 15_000
@@ -188,6 +191,13 @@ def _refit(model_dir: Path, frame, change: str, edit: Callable, estimator_fields
     (model_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _use_dense(pipeline) -> None:
+    pipeline.set_params(prep__sparse_threshold=0.0, prep__categorical__onehot__sparse_output=False)
+
+
+DENSE = "refit with dense one-hot output (train encodes sparse for logistic regression): the server's numpy fast path"
+
+
 def _use_onehot_error(pipeline) -> None:
     pipeline.set_params(prep__categorical__onehot__handle_unknown="error")
 
@@ -204,14 +214,22 @@ def _use_slow_knn(pipeline) -> None:
 
 
 def _recipes() -> Dict[str, Callable[[Path], Path]]:
+    def dense(name: str, frame, seed: int) -> Callable[[Path], Path]:
+        def build(work: Path) -> Path:
+            model_dir = _train(work, name, frame, seed=seed)
+            _refit(model_dir, frame, DENSE, _use_dense)
+            return model_dir
+
+        return build
+
     def stable(work: Path) -> Path:
-        return _train(work, "stable", _data(TRAIN_ROWS, 1), seed=42)
+        return dense("stable", _data(TRAIN_ROWS, 1), 42)(work)
 
     def good(work: Path) -> Path:
-        return _train(work, "good", _data(TRAIN_ROWS, 2), seed=7)
+        return dense("good", _data(TRAIN_ROWS, 2), 7)(work)
 
     def shifted(work: Path) -> Path:
-        return _train(work, "shifted", _data(TRAIN_ROWS, 3, _flip_labels), seed=42)
+        return dense("shifted", _data(TRAIN_ROWS, 3, _flip_labels), 42)(work)
 
     def errors(work: Path) -> Path:
         frame = _data(TRAIN_ROWS, 4, _without_missing_internet)
