@@ -238,3 +238,10 @@ def pytest_runtest_makereport(item, call):
         factory_procs = getattr(item, "started_processes", None)
         for proc in factory_procs or []:
             report.sections.append((f"log of {type(proc).__name__}", proc.log()))
+
+
+def good_pair_events(url: str, event_id: str, rows: int = 2) -> None:
+    """POST a request event of ``rows`` instances and its response; both must be accepted."""
+    request = {"instances": [{"x": i, "c": f"v{i}"} for i in range(rows)]}
+    assert post_event(url, REQUEST, event_id, request)[0] == 200
+    assert post_event(url, RESPONSE, event_id, {"predictions": list(range(rows))})[0] == 200

@@ -12,7 +12,7 @@ import pytest
 
 from kfp_tabular.components.monitoring.collector import batch_files, read_window
 
-from .conftest import REQUEST, RESPONSE, metric, post_event, wait_for
+from .conftest import REQUEST, RESPONSE, good_pair_events, metric, post_event, wait_for
 
 pytestmark = pytest.mark.serve
 
@@ -121,10 +121,7 @@ def test_model_server_traffic_arrives_exactly_once_and_every_format_flattens_ali
     assert len(batches) == -(-expected_rows // 97)  # full batches of 97 rows, the rest flushed at SIGTERM
 
 
-def good_pair(url, event_id, rows=2):
-    request = {"instances": [{"x": i, "c": f"v{i}"} for i in range(rows)]}
-    assert post_event(url, REQUEST, event_id, request)[0] == 200
-    assert post_event(url, RESPONSE, event_id, {"predictions": list(range(rows))})[0] == 200
+good_pair = good_pair_events
 
 
 def test_bad_events_get_4xx_are_counted_and_the_collector_keeps_serving(processes, tmp_path):
