@@ -385,9 +385,8 @@ def monitor(
     record = lineages.read(request.lineage_uri)
     start, end = request.window(now)
     previous_start = start - (end - start)
-    fs, root = served.open_sink(request.served_data_uri)
-    window = served.read_window(request.served_data_uri, start, end, fs, root)
-    previous = served.read_window(request.served_data_uri, previous_start, start, fs, root)
+    window = served.read_window(request.served_data_uri, start, end)
+    previous = served.read_window(request.served_data_uri, previous_start, start)
     if len(window.rows) == 0:
         raise DataError(
             f"served data {request.served_data_uri!r}: no rows in the window {start.isoformat()} to {end.isoformat()} "

@@ -191,7 +191,7 @@ def test_a_batch_that_is_not_parquet_is_named(deployed, tmp_path):
     traffic(deployed, sink, churn(300, seed=83))
     bad = sink / f"date={(NOW - DAY).date().isoformat()}" / "broken.parquet"
     bad.write_text("not parquet")
-    with pytest.raises(DataError, match="broken.parquet: expected a Parquet batch of served rows"):
+    with pytest.raises(DataError, match="a batch could not be read as Parquet .*broken.parquet"):
         run(deployed, sink, tmp_path)
     assert _nothing_written(tmp_path)
 

@@ -120,16 +120,24 @@ def served_rows(deployed: Deployed, frame, start: datetime.datetime, end: dateti
     return out
 
 
-def write_batches(sink: Path, rows, batch_rows: int = 400) -> list[Path]:
-    """Write rows as the collector does: one Parquet file per batch under date=YYYY-MM-DD of each row's time."""
+def write_batches(sink: Path, rows, batch_rows: int = 400) -> list[str]:
+    """Write rows with the collector's own writer (``collector.sink.BatchWriter``), ``batch_rows`` per batch.
+
+    NaN becomes null, as JSON payloads carry a missing value; each row gets its ``instance`` (position).
+    """
+    import math
+
+    from kfp_tabular.components.monitoring.collector.sink import BatchWriter
+
+    writer = BatchWriter(str(sink))
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in rows.to_dict("records")
+    ]
+    for record in records:
+        record.setdefault("instance", 0)
+        record["time"] = record["time"].to_pydatetime()
     written = []
-    dates = rows["time"].dt.strftime("%Y-%m-%d")
-    for date in sorted(dates.unique()):
-        part = rows[dates == date]
-        folder = sink / f"date={date}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(0, len(part), batch_rows):
-            path = folder / f"batch-{len(list(folder.iterdir())):05d}.parquet"
-            part.iloc[i : i + batch_rows].to_parquet(path, index=False)
-            written.append(path)
+    for i in range(0, len(records), batch_rows):
+        written += writer.write(records[i : i + batch_rows])
     return written
