@@ -25,8 +25,9 @@ them is passed by hand; ``kfp-tabular lineage`` prints it. JSON object, key-sort
       "created_at": "<ISO 8601 UTC>"
     }
 
-``read`` checks every field and raises a DataError naming the file and the field. A record may point at a
-model directory: ``locate`` turns a directory (local or fsspec URL) into ``<dir>/lineage.json``.
+``build`` makes the record from a model's ``metadata.json`` and blessing; ``read`` checks every field and raises a
+DataError naming the file and the field. ``locate`` turns a directory (local or fsspec URL) into
+``<dir>/lineage.json``.
 Standard library only (fsspec for URLs, imported inside).
 """
 
@@ -165,6 +166,62 @@ def _problem(data: dict) -> str:
         if problem:
             return f"field 'prediction_distribution': {problem}"
     return ""
+
+
+def build(
+    metadata: dict[str, Any],
+    blessing: Any,
+    *,
+    model_uri: str,
+    statistics_uri: str,
+    schema_uri: str,
+    training_data_uri: str,
+    run: dict[str, Any],
+    storage_uri: str = "",
+    baseline_sha256: str | None = None,
+) -> LineageRecord:
+    """Build the record of a model from its ``metadata.json`` and its blessing (the deploy step's one call).
+
+    Args:
+        metadata: The model directory's ``metadata.json`` (``common.model_dir.read_metadata``): sha256, task, label,
+            classes, training data hash, source data URI and hash.
+        blessing: The model's ``common.blessing.Blessing``: a copy, its metrics, positive class, prediction
+            distribution and baseline model directory.
+        model_uri: The model directory the run produced.
+        statistics_uri: Validate's train statistics.
+        schema_uri: Validate's schema.
+        training_data_uri: The train split the model was fit on (its hash is ``metadata["training_data_hash"]``).
+        run: ``{"id", "name", "pipeline"}`` of the run.
+        storage_uri: Where the InferenceService loads the model from.
+        baseline_sha256: sha256 of the baseline model file, when known.
+
+    Raises:
+        DataError: The blessing is about another model, or a field is malformed.
+    """
+    sha = metadata.get("model_sha256")
+    if blessing.model_sha256 != sha:
+        raise DataError(f"lineage record: {blessing.mismatch(str(sha))}")
+    baseline = None
+    if blessing.baseline_model_dir:
+        baseline = {"sha256": baseline_sha256, "uri": blessing.baseline_model_dir}
+    return LineageRecord(
+        model_sha256=sha,
+        model_uri=model_uri,
+        storage_uri=storage_uri,
+        task=metadata.get("task"),
+        label_column=metadata.get("label_column"),
+        classes=metadata.get("classes"),
+        positive_class=blessing.positive_class,
+        training_data={"uri": training_data_uri, "hash": metadata.get("training_data_hash")},
+        source_data={"uri": metadata.get("source_data_uri"), "hash": metadata.get("source_data_hash")},
+        statistics_uri=statistics_uri,
+        schema_uri=schema_uri,
+        blessing=blessing.as_dict(),
+        metrics=dict(blessing.metrics),
+        baseline_model=baseline,
+        prediction_distribution=blessing.prediction_distribution,
+        run={key: run.get(key) for key in ("id", "name", "pipeline")},
+    )
 
 
 def write(path: str | os.PathLike, record: LineageRecord) -> None:

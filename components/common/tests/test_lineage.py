@@ -142,3 +142,44 @@ def test_the_blessing_reads_its_prediction_distribution_checked(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"bad.json: field 'prediction_distribution': 'edges' must increase"):
         blessings.read(tmp_path / "bad.json")
+
+
+def test_build_takes_the_record_from_the_model_metadata_and_its_blessing():
+    from kfp_tabular.components.common.blessing import Blessing
+
+    metadata = {
+        "model_sha256": SHA,
+        "task": "classification",
+        "label_column": "churned",
+        "classes": [0, 1],
+        "training_data_hash": "b" * 64,
+        "source_data_uri": "s3://raw/churn.csv",
+        "source_data_hash": "c" * 64,
+    }
+    distribution = {"kind": "score", "edges": [0.5, 1.0], "counts": [1, 1, 0]}
+    verdict = Blessing(
+        blessed=True,
+        reasons=[],
+        model_sha256=SHA,
+        metrics={"accuracy": 0.8},
+        baseline_model_dir="s3://models/old",
+        positive_class=1,
+        prediction_distribution=distribution,
+    )
+    built = lineage.build(
+        metadata,
+        verdict,
+        model_uri="s3://runs/1/model",
+        statistics_uri="s3://runs/1/stats",
+        schema_uri="s3://runs/1/schema.pbtxt",
+        training_data_uri="s3://runs/1/train",
+        run={"id": "r-1", "name": "n", "pipeline": "train_and_deploy", "extra": "dropped"},
+    )
+    assert built.training_data == {"uri": "s3://runs/1/train", "hash": "b" * 64}
+    assert built.source_data == {"uri": "s3://raw/churn.csv", "hash": "c" * 64}
+    assert built.baseline_model == {"sha256": None, "uri": "s3://models/old"}
+    assert built.prediction_distribution == distribution and built.metrics == {"accuracy": 0.8}
+    assert built.blessing["model_sha256"] == SHA and set(built.run) == {"id", "name", "pipeline"}
+    other = Blessing(blessed=True, reasons=[], model_sha256="e" * 64)
+    with pytest.raises(DataError, match="the blessing is for model sha256 e"):
+        lineage.build(metadata, other, model_uri="m", statistics_uri="s", schema_uri="x", training_data_uri="t", run={})
