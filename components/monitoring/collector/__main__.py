@@ -15,7 +15,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from kfp_tabular.components.monitoring.collector.pairing import MODES
-from kfp_tabular.components.monitoring.collector.server import DEFAULT_MAX_BODY_BYTES
+from kfp_tabular.components.monitoring.collector.settings import DEFAULT_MAX_BODY_BYTES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +87,7 @@ def read_model_metadata(uri: str) -> Dict:
 
 def settings_from(args: argparse.Namespace):
     """Build the collector's Settings from parsed arguments (ValueError naming the option when one is wrong)."""
-    from kfp_tabular.components.monitoring.collector.server import Settings
+    from kfp_tabular.components.monitoring.collector.settings import Settings
 
     for option in ("roll_rows", "max_pending", "max_body_bytes", "max_buffered_rows"):
         if getattr(args, option) < 1:

@@ -21,39 +21,18 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from kfp_tabular.components.monitoring.collector.events import EventError, parse_event
 from kfp_tabular.components.monitoring.collector.metrics import Metrics
 from kfp_tabular.components.monitoring.collector.pairing import Pairer
+from kfp_tabular.components.monitoring.collector.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from kfp_tabular.components.monitoring.collector.sink import BatchWriter
 
-__all__ = ["Collector", "Settings", "build_app", "serve"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Collector", "Settings", "build_app", "serve"]
 
 logger = logging.getLogger("kfp_tabular.collector")
-
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the command line sets (see ``__main__`` for each option's meaning)."""
-
-    sink: str
-    roll_rows: int = 10_000
-    roll_seconds: float = 60.0
-    host: str = "127.0.0.1"
-    port: int = 8090
-    mode: str = "all"
-    pair_ttl: float = 60.0
-    max_pending: int = 10_000
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_buffered_rows: int = 1_000_000
-    model_sha: Dict[str, str] = field(default_factory=dict)
-    feature_order: Dict[str, Sequence[str]] = field(default_factory=dict)
-    storage_options: Dict[str, Any] = field(default_factory=dict)
 
 
 class _Writer(threading.Thread):

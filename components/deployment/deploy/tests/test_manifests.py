@@ -33,6 +33,7 @@ KUSTOMIZATIONS = [
     "storage",
     "runtime",
     "monitoring",
+    "collector",
 ]
 OVERLAYS = ["first-deploy", "canary", "promote", "rollback"]
 STABLE, CANDIDATE = "s3://models/churn-classifier/stable", "s3://models/churn-classifier/candidate"
