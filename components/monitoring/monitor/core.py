@@ -423,6 +423,9 @@ def monitor(
         if f in skew_thresholds
     }
     notes: list[str] = []
+    extra = [c for c in rows.columns if c not in skew_thresholds and c not in served.SERVICE_COLUMNS and c != label]
+    if extra:
+        notes.append(f"served columns outside the schema's SERVING features, not monitored: {', '.join(extra)}")
     with tempfile.TemporaryDirectory(prefix="monitor-") as workdir:
         serving = _statistics(rows, features, schema, workdir, "serving")
         compare_previous = len(previous_rows) >= request.min_rows

@@ -106,7 +106,7 @@ def test_rows_of_other_models_are_left_out_as_a_decision(deployed, tmp_path):
     import pandas as pd
 
     sink = tmp_path / "sink"
-    ours = served_rows(deployed, churn(500, seed=61), NOW - DAY, NOW)
+    ours = served_rows(deployed, churn(500, seed=61), NOW - DAY, NOW).assign(loyalty_tier="gold")
     theirs = served_rows(deployed, churn(300, seed=62, variant="drifted"), NOW - DAY, NOW, sha="f" * 64)
     unknown = served_rows(deployed, churn(100, seed=63), NOW - DAY, NOW, sha=None)
     write_batches(sink, pd.concat([ours, theirs, unknown], ignore_index=True))
@@ -115,6 +115,7 @@ def test_rows_of_other_models_are_left_out_as_a_decision(deployed, tmp_path):
     actions = {d.action: d.reason for d in result.decisions}
     assert "300 of 900 rows" in actions["excluded"] and "ffffffffffff: 300" in actions["excluded"]
     assert "100 rows of the window carry no model sha256" in actions["assumed"]
+    assert any(n.endswith("not monitored: loyalty_tier") for n in result.notes)
     assert not result.retrain, result.reasons
 
 
