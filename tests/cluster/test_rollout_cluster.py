@@ -439,6 +439,12 @@ def test_cli_status_and_analyze_on_a_canary_in_progress(cluster, rig, runner, co
     after = kclient.get(runner, NS, name)
     assert after["metadata"]["generation"] == before["metadata"]["generation"], "analyze changed nothing"
     assert after["spec"] == before["spec"]
+    # A person rolls it back (the rollback component's core): all traffic on the stable model again.
+    assert cli.main(["rollout", "rollback", *target, "--timeout", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "rolled-back"
+    assert traffic_uris(controller, kclient.get(runner, NS, name)) == {URIS["stable"]: 100}
+    assert cli.main(["rollout", "status", *target]) == 0
+    assert "rollout state rolled-back" in capsys.readouterr().out
     # Flags are checked before anything is read; the error names the flag, in one line.
     assert cli.main(["rollout", "analyze", "--prometheus-url", prom.url, *target, "--max-p99-ratio", "-1"]) == 2
     err = capsys.readouterr().err.strip()
