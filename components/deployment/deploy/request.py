@@ -83,8 +83,10 @@ class DeployRequest:
         "How a new model on an existing InferenceService takes the traffic (apply only): ``canary`` walks "
         "rollout_steps, each gated on live metrics of canary against stable read from prometheus_url, and "
         "promotes or rolls back by itself; ``blue-green`` checks the new revision at 0% on its own URL (Knative "
-        "tag routing), then gives it 100% at once; ``manual`` leaves it at canary_traffic_percent for a person "
-        "to promote or roll back. A first deployment always takes 100% with no analysis.",
+        "tag routing), judged on the traffic that reaches that URL (the deploy step sends none: a mirror or "
+        "testers must, else the windows are inconclusive and it rolls back), then gives it 100% at once; "
+        "``manual`` leaves it at canary_traffic_percent for a person to promote or roll back. A first deployment "
+        "always takes 100% with no analysis.",
         "canary",
     )
     rollout_steps: str = param(
