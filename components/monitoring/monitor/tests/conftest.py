@@ -21,3 +21,9 @@ def deployed(tmp_path_factory) -> traffic.Deployed:
 def deployed_regressor(tmp_path_factory) -> traffic.Deployed:
     """A Ridge regressor of monthly_charges on the churn data, recorded the same way."""
     return traffic.deploy(tmp_path_factory.mktemp("deployed-regressor"), label="monthly_charges")
+
+
+@pytest.fixture(scope="session")
+def deployed_multiclass(tmp_path_factory) -> traffic.Deployed:
+    """A 3-class logistic regression of contract_type on the churn data, recorded the same way."""
+    return traffic.deploy(tmp_path_factory.mktemp("deployed-multiclass"), label="contract_type")

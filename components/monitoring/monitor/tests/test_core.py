@@ -161,6 +161,21 @@ def test_a_regressor_is_monitored_on_its_predicted_values(deployed_regressor, tm
     assert "internet_service" in result.skewed_features
 
 
+def test_a_multiclass_model_is_monitored_on_the_predicted_class_probability(deployed_multiclass, tmp_path):
+    deployed = deployed_multiclass
+    assert len(deployed.metadata["classes"]) == 3
+    assert deployed.blessing["prediction_distribution"]["what"] == "probability of the predicted class"
+    sink = tmp_path / "sink"
+    write_batches(sink, served_rows(deployed, churn(1000, seed=131).drop(columns=["churned"]), NOW - DAY, NOW))
+    result, _ = run(deployed, sink, tmp_path)
+    assert not result.retrain, result.reasons
+    assert "contract_type" not in [m.feature for m in result.skew]  # the label is not a served feature
+    estimated = result.performance["estimated"]
+    assert estimated["roc_auc"] is None and set(result.performance["compared"]) == {"accuracy"}
+    assert abs(estimated["accuracy"] - deployed.blessing["metrics"]["accuracy"]) < 0.05
+    assert not result.prediction.flagged
+
+
 # --- bad inputs: a clear error, nothing written ---------------------------------------------------------------
 
 

@@ -41,7 +41,8 @@ def churn(rows: int, seed: int, variant: str = "default"):
 def deploy(root: Path, label: str = LABEL) -> Deployed:
     """Validate, train (logistic regression; Ridge for a numeric label), evaluate and record a churn model.
 
-    ``label``: ``churned`` (a binary classifier) or ``monthly_charges`` (a regressor; ``churned`` left out).
+    ``label``: ``churned`` (a binary classifier), ``contract_type`` (3 classes) or ``monthly_charges`` (a regressor);
+    ``churned`` is left out of the data unless it is the label.
     """
     import json
 
@@ -104,12 +105,12 @@ def served_rows(deployed: Deployed, frame, start: datetime.datetime, end: dateti
     import numpy as np
     import pandas as pd
 
-    features = frame.drop(columns=[LABEL], errors="ignore")
+    features = frame.drop(columns=[LABEL, deployed.metadata["label_column"]], errors="ignore")
     proba = deployed.pipeline.predict_proba(features)
     classes = list(deployed.pipeline.classes_)
     out = features.copy()
     out["prediction"] = np.asarray(classes).take(proba.argmax(axis=1))
-    out["score"] = proba[:, 1]
+    out["score"] = proba[:, 1] if len(classes) == 2 else proba.max(axis=1)  # the collector's score
     out["model_name"] = "churn"
     out["model_sha256"] = deployed.metadata["model_sha256"] if sha == "" else sha
     out["event_id"] = [f"ev-{i}" for i in range(len(out))]
