@@ -401,8 +401,12 @@ def monitor(
             f"the deployed model {record.model_sha256} (lineage {request.lineage_uri})"
         )
 
-    schema = tfdv_io.load_schema(record.schema_uri)
-    train = tfdv_io.load_statistics(record.statistics_uri, f"lineage {request.lineage_uri}: statistics_uri")
+    from kfp_tabular.components.common.model_dir import normalize_uri
+
+    schema = tfdv_io.load_schema(normalize_uri(record.schema_uri))  # KFP's minio:// artifact URIs read as s3://
+    train = tfdv_io.load_statistics(
+        normalize_uri(record.statistics_uri), f"lineage {request.lineage_uri}: statistics_uri"
+    )
     label = record.label_column
     skew_thresholds = schemas.drift_thresholds(
         schema, request.numeric_threshold, request.categorical_threshold, skew=True, label_column=label
