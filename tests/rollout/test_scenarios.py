@@ -182,7 +182,7 @@ def test_slow_candidate_is_rolled_back_on_latency(results):
         pytest.xfail(overloaded)
     check = outcome.steps[-1].analysis.check("p99_seconds")
     assert check.passed is False
-    assert check.canary > check.threshold == 0.5
+    assert check.canary > check.threshold == 0.25
     assert "p99_seconds" in outcome.reason
     assert result.counts.role("canary")["ok"] == result.counts.total("canary") > 0  # slow, not failing
     _assert_stable_kept_serving(result)
