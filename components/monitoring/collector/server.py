@@ -160,8 +160,10 @@ class Collector:
             if not self.buffer:
                 self.buffer_started = self.clock()
             self.buffer.extend(rows)
-            if len(self.buffer) >= self.settings.roll_rows:
-                self.roll()
+            while len(self.buffer) >= self.settings.roll_rows:  # batches of exactly roll_rows rows
+                batch, self.buffer = self.buffer[: self.settings.roll_rows], self.buffer[self.settings.roll_rows :]
+                self.writer.submit(batch)
+                self.buffer_started = self.clock() if self.buffer else None
         self._gauges()
         return 200, {"id": event.id, "state": "written" if rows else "pending", "rows": len(rows)}
 

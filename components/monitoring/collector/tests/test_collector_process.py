@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pyarrow.parquet as pq
 import pytest
 
 from kfp_tabular.components.monitoring.collector import batch_files, read_window
@@ -92,8 +93,11 @@ def test_model_server_traffic_arrives_exactly_once_and_every_format_flattens_ali
         lambda: metric(collector.metrics(), "kfp_tabular_collector_events_total", outcome="accepted") >= 2 * len(sent),
         "every event accepted",
     )
-    sent_metric = metric(server.metrics(), "kfp_tabular_payload_log_events_total", outcome="sent")
-    assert sent_metric == 2 * len(sent)
+    wait_for(  # counted by the sender after the collector answered
+        lambda: metric(server.metrics(), "kfp_tabular_payload_log_events_total", outcome="sent") == 2 * len(sent),
+        "the model server to count every event sent",
+    )
+    assert metric(server.metrics(), "kfp_tabular_payload_log_events_total", outcome="sent") == 2 * len(sent)
     assert collector.stop() == 0  # SIGTERM writes the last partial batch
     table = read_window(str(sink))
     assert table.num_rows == expected_rows
@@ -118,7 +122,9 @@ def test_model_server_traffic_arrives_exactly_once_and_every_format_flattens_ali
     v2_scores = frame[frame.event_id == "same-v2pd"]["score"]
     assert v2_scores.notna().all() and ((v2_scores >= 0) & (v2_scores <= 1)).all()
     batches = batch_files(str(sink))
-    assert len(batches) == -(-expected_rows // 97)  # full batches of 97 rows, the rest flushed at SIGTERM
+    assert len(batches) == -(-expected_rows // 97)  # batches of exactly 97 rows, the rest flushed at SIGTERM
+    sizes = sorted(pq.read_metadata(b).num_rows for b in batches)
+    assert sizes[1:] == [97] * (len(batches) - 1) and sizes[0] == expected_rows - 97 * (len(batches) - 1)
 
 
 good_pair = good_pair_events
@@ -297,8 +303,10 @@ def test_predictions_do_not_depend_on_the_collector(processes, churn_model_dir, 
             lambda: metric(down.metrics(), "kfp_tabular_payload_log_events_total", outcome="failed") == 80,
             "the down collector's 80 events counted as failed",
         )
-        values = hung.metrics()
-        dropped = metric(values, "kfp_tabular_payload_log_events_total", outcome="dropped")
-        assert dropped >= 80 - 4 - 1  # at most a full queue and the one being sent are not dropped yet
+        # the one being sent (waiting for the hung collector) and a full queue of 4 are not dropped: the rest is
+        wait_for(
+            lambda: metric(hung.metrics(), "kfp_tabular_payload_log_events_total", outcome="dropped") == 75,
+            "75 events dropped by the server logging to a hung collector",
+        )
     finally:
         hung_socket.close()
