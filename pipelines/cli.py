@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollout_cli.add_parser(sub)
 
+    from kfp_tabular.pipelines import schedule_cli
+
+    schedule_cli.add_parser(sub)  # kfp-tabular schedule: a recurring run (cron) on a KFP API server
+
     p = sub.add_parser("generate-data", help="write the seeded churn dataset (default, drifted or noise)")
     p.add_argument("output")
     p.add_argument("--rows", type=int, default=50_000)

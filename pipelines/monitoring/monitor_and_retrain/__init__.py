@@ -1,0 +1,1 @@
+"""Monitor served traffic against the deployed model; retrain when it drifted."""
