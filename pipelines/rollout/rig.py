@@ -4,8 +4,8 @@ Three pieces, every one a real program with its log under the directory it is gi
 when the block raises: SIGTERM to its process group, SIGKILL after 5 s):
 
 - :func:`model_server` / :func:`model_servers` (several at once): our model server in the serve env
-  (``.venv-serve/bin/python -m kfp_tabular.components.deployment.model_server --model_dir D --http_port P
-  --predict_proba true``; V1 answers carry probabilities, so every prediction is observed in
+  (``.venv-serve/bin/python -m kfp_tabular.components.deployment.model_server --model_dir D --http_port P``, the
+  flags a cluster's runtime passes: V1 answers carry labels, and every classifier prediction is still observed in
   ``kfp_tabular_prediction_score``); ready when ``GET /v1/models/<name>`` answers 200. Yields a :class:`ModelServer`.
 - :func:`prometheus`: Debian's Prometheus (``/usr/bin/prometheus``) with a config written here: the given
   targets scraped every second, TSDB in ``<dir>/tsdb``; ready when ``/-/ready`` answers 200. Yields a
@@ -182,8 +182,6 @@ def _server_args(python: str, model_dir: Path, model_name: str, port: int, extra
         model_name,
         "--http_port",
         str(port),
-        "--predict_proba",
-        "true",
         *extra_args,
     ]
 

@@ -40,8 +40,12 @@ __all__ = ["ENV_PREDICT_PROBA", "TabularModel"]
 
 #: Environment variable (KServe's sklearn runtime uses the same name): "true" makes V1 return probabilities.
 ENV_PREDICT_PROBA = "PREDICT_PROBA"
-#: Estimators whose predict() is classes_[argmax(predict_proba())]: one call gives both.
+#: Estimators whose predict() is classes_[argmax(predict_proba())]: one call gives both. (LogisticRegression's
+#: probabilities are a monotone function of its decision function, whose argmax predict() takes; ties go to the
+#: first class either way.)
 _LABELS_FROM_PROBA = {
+    "LogisticRegression",
+    "DecisionTreeClassifier",
     "HistGradientBoostingClassifier",
     "RandomForestClassifier",
     "ExtraTreesClassifier",
@@ -258,8 +262,9 @@ class TabularModel(Model):
         else:
             columns, rows = table, len(table)
 
-        classifier = self.classes is not None and hasattr(self._model, "predict_proba")
-        want_proba = classifier and (v2 or self.predict_proba or type(self._estimator()).__name__ in _LABELS_FROM_PROBA)
+        # A classifier's probabilities are always computed: the predicted-score histogram (metrics.SCORES) is what a
+        # canary's prediction drift is judged on, whatever V1 answers with (labels unless predict_proba).
+        want_proba = self.classes is not None and hasattr(self._model, "predict_proba")
         try:
             if isinstance(columns, np.ndarray):
                 labels, proba = self._predict_array(columns, want_proba)
@@ -277,9 +282,12 @@ class TabularModel(Model):
         return steps[-1][1] if steps else self._model
 
     def _predict_array(self, x: np.ndarray, want_proba: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        labels = np.asarray(self._model.predict(x))
-        proba = np.asarray(self._model.predict_proba(x), dtype=np.float64) if want_proba else None
-        return labels, proba
+        if not want_proba:
+            return np.asarray(self._model.predict(x)), None
+        proba = np.asarray(self._model.predict_proba(x), dtype=np.float64)
+        if type(self._estimator()).__name__ in _LABELS_FROM_PROBA and proba.ndim == 2:
+            return np.asarray(self._estimator().classes_).take(np.argmax(proba, axis=1)), proba
+        return np.asarray(self._model.predict(x)), proba
 
     def _run_fast(self, fast: fastpath.FastPath, columns, rows: int, want_proba: bool):
         x = fast.matrix(columns, rows)

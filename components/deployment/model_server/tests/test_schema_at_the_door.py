@@ -209,10 +209,16 @@ def test_metrics_carry_the_model_sha256(schema_server, schema_model_dir):
     from kfp_tabular.components.common.artifacts import sha256_file
 
     sha = sha256_file(schema_model_dir / "model.joblib")
-    schema_server.v1({"instances": [[None] * 11]})
+    before = sum(
+        series(http_text(schema_server.url + "/metrics"), "kfp_tabular_prediction_score_count", model_sha256=sha)
+    )
+    answer = schema_server.v1({"instances": [[None] * 11, [None] * 11]})
+    assert answer.status == 200 and "classes" not in answer.body, answer  # PREDICT_PROBA=false: labels ...
     assert schema_server.v1({"rows": []}).status == 400
     metrics = http_text(schema_server.url + "/metrics")
     assert series(metrics, "kfp_tabular_requests_total", model_sha256=sha, protocol="v1", outcome="ok")
+    # ... yet both rows' scores are observed: a canary's prediction drift needs them whatever V1 answers with.
+    assert sum(series(metrics, "kfp_tabular_prediction_score_count", model_sha256=sha)) == before + 2
     assert series(metrics, "kfp_tabular_requests_total", model_sha256=sha, outcome="client_error")
 
 
