@@ -7,9 +7,9 @@
 - ``p99_ratio``: canary p99 / stable p99 <= ``max_p99_ratio``, judged only when stable's p99 is at least
   ``p99_floor_seconds`` (below it a ratio of two tiny latencies is noise: the check passes with a note);
 - ``prediction_drift``: the distance between the canary's and stable's predicted-score histograms (the same fixed
-  bins) fails when it is above ``max_prediction_drift`` *and* above the distance sampling noise alone exceeds
-  with probability :func:`drift_alpha` at these sample sizes (the noise bound): a small window cannot fail a
-  model on noise, and the note says what the window could resolve.
+  bins) fails when it is above :func:`drift_limit`: ``max_prediction_drift`` plus the distance sampling noise
+  alone exceeds with probability :func:`drift_alpha` at these sample sizes (the noise bound), added as
+  divergences add; a small window cannot fail a model on noise, and the note says what the window could resolve.
 
 Verdict: ``inconclusive`` when the canary served fewer than ``min_requests`` requests (or none), or stable made
 no predictions to compare with, or the canary made none (never a pass on no data); else ``failed`` when a check
@@ -131,6 +131,21 @@ def psi(p: Sequence[float], q: Sequence[float], epsilon: float = PSI_EPSILON) ->
     return max(0.0, total)
 
 
+def drift_limit(metric: str, threshold: float, noise: float) -> float:
+    """Return the measured drift above which a window fails: the threshold plus this window's sampling noise.
+
+    A measured distance mixes the true difference with sampling noise. Squared JS distance (a divergence) and PSI
+    add up approximately (the true divergence plus the noise's chi-square share), so a window fails when the
+    measurement exceeds what a true difference *at the threshold* plus noise at its ``alpha`` quantile would
+    give: ``sqrt(threshold**2 + noise**2)`` for the JS distance, ``threshold + noise`` for PSI. A model whose true
+    distance is below the threshold is rolled back on noise with probability at most ``alpha``; a window too small
+    to resolve the threshold says so in the check's note instead of failing a good model.
+    """
+    if metric == "psi":
+        return threshold + noise
+    return min(1.0, math.sqrt(threshold**2 + noise**2))
+
+
 def drift_noise_bound(metric: str, n_canary: float, n_stable: float, bins: int, alpha: float = DRIFT_ALPHA) -> float:
     """Return the drift value noise alone exceeds with probability ``alpha`` (one distribution, these sizes).
 
@@ -246,12 +261,13 @@ def _drift_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: Rollo
         noise = simulated_psi_bound(canary.score_counts, stable.score_counts, drift_alpha(policy))
     else:
         noise = drift_noise_bound(metric, n_c, n_s, bins, drift_alpha(policy))
-    passed = not (value > t.max_prediction_drift and value > noise)
+    limit = drift_limit(metric, t.max_prediction_drift, noise)
+    passed = value <= limit
     name = "JS distance" if metric == "js" else "PSI"
     note = f"{name} over {bins} occupied bins, {n_c:.0f} canary vs {n_s:.0f} stable predictions"
-    note += f"; noise bound {noise:.3g}"
+    note += f"; noise bound {noise:.3g}, fails above {limit:.3g}"
     if not passed:
-        note += " (above both: the predictions differ)"
+        note += " (more than the threshold and this window's sampling noise together: the predictions differ)"
     elif value > t.max_prediction_drift:
         note += " (above the threshold but within sampling noise at these sizes)"
     elif noise > t.max_prediction_drift:

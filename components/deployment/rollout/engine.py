@@ -165,9 +165,13 @@ class _Run:
         )
 
     def _enough(self, stable: RevisionMetrics) -> bool:
-        """Whether a stable window is a comparison: min_requests predictions (or requests, scores unmeasured)."""
+        """Whether a stable window is a comparison: min_requests requests, as for the canary.
+
+        And predictions, when scores are measured. Predictions alone would count a tail of a few in-flight batch
+        requests -- what stable still answers in the window a 100% step opens -- as a full window.
+        """
         needed = max(1, self.policy.min_requests)
-        return (stable.predictions if stable.score_counts else stable.requests) >= needed
+        return stable.requests >= needed and (not stable.score_counts or stable.predictions > 0)
 
     def read_baseline(self) -> None:
         """Stable over the interval before anything moves: the comparison for a 100%-only rollout."""

@@ -261,3 +261,43 @@ def test_drift_alpha_is_shared_by_a_canary_s_steps() -> None:
     note = analyze(canary, stable, RolloutPolicy()).check("prediction_drift").note
     used = drift_noise_bound("js", canary.predictions, stable.predictions, 20, DRIFT_ALPHA / 4)
     assert f"noise bound {used:.3g}" in note
+
+
+def _mixture(weight: float) -> tuple[float, ...]:
+    """SHAPE mixed with its mirror image: a distribution a chosen JS distance away from SHAPE."""
+    mirror = tuple(reversed(SHAPE[:-1])) + (0,)
+    total, total_m = sum(SHAPE), sum(mirror)
+    return tuple((1 - weight) * s / total + weight * m / total_m for s, m in zip(SHAPE, mirror))
+
+
+def test_a_true_difference_below_the_threshold_is_rarely_failed_one_above_it_is_caught() -> None:
+    """A real but small difference (JS 0.06 < 0.1) plus noise must not fail; a real 0.2 must, at the same sizes.
+
+    The case a cluster test met: a good candidate (true JS 0.04 to stable) measured 0.106 over ~800 predictions,
+    above both the threshold and the noise bound of a no-difference null. The limit adds the two as divergences.
+    """
+    rng = random.Random(7)
+    bins = list(range(len(SHAPE)))
+
+    def sample(weights, n):
+        out = [0.0] * len(bins)
+        for b in rng.choices(bins, weights=weights, k=n):
+            out[b] += 1
+        return tuple(out)
+
+    base = tuple(s / sum(SHAPE) for s in SHAPE)
+    close = min((w / 200 for w in range(200)), key=lambda w: abs(js_distance(_mixture(w), base) - 0.06))
+    far = min((w / 200 for w in range(200)), key=lambda w: abs(js_distance(_mixture(w), base) - 0.2))
+    policy = RolloutPolicy(min_requests=50)
+
+    def failed(weight, trials=200):
+        fails = 0
+        for _ in range(trials):
+            canary = sample(_mixture(weight), 800)
+            stable = sample(base, 3000)
+            result = analyze(metrics("canary", 800, scores=canary), metrics("stable", 3000, scores=stable), policy)
+            fails += result.check("prediction_drift").passed is False
+        return fails
+
+    assert failed(close) <= 4  # <= 2%: the rollout's alpha (1%) with slack for 200 draws
+    assert failed(far, trials=50) >= 48

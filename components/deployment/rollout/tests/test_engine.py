@@ -345,3 +345,25 @@ def test_module_imports_only_the_standard_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class TailReader(SimulatedReader):
+    """At 100%, stable still answers a tail of 3 in-flight batch requests: 144 predictions, a skewed few."""
+
+    def read(self, role: str, selector: str, window: Window) -> RevisionMetrics:
+        metrics = super().read(role, selector, window)
+        if role == "stable" and self.backend.percent == 100:
+            tail = tuple(48.0 if i in (0, 1, 2) else 0.0 for i in range(len(SHAPE)))
+            return dataclasses.replace(metrics, requests=3.0, p99_seconds=0.1, score_counts=tail)
+        return metrics
+
+
+def test_a_tail_of_stable_batch_requests_is_not_a_comparison_window() -> None:
+    """Predictions are rows: 3 requests of 48 rows pass min_requests=50 by predictions, not by requests."""
+    backend = MemoryBackend()
+    reader = TailReader(backend, Behaviour())
+    clock = Clock()
+    outcome = run_rollout(backend, reader, POLICY, sleep=clock.sleep, clock=clock, log=lambda line: None)
+    assert outcome.verdict == "promoted", outcome.reason
+    last = outcome.steps[-1]
+    assert last.stable.requests == 3 and last.compared_with == "step 3 window 1"
