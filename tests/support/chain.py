@@ -79,6 +79,7 @@ def run_chain(data_uri: str, label_column: str, workdir: Path, **params: Any) ->
     outcome = ChainOutcome()
     train_data, eval_data = out(Dataset, "ingest", "train_data"), out(Dataset, "ingest", "eval_data")
     model, blessing = out(Model, "train", "model"), out(Artifact, "evaluate", "blessing")
+    train_statistics = out(Artifact, "validate", "train_statistics")
     steps = [
         (
             "ingest",
@@ -97,7 +98,7 @@ def run_chain(data_uri: str, label_column: str, workdir: Path, **params: Any) ->
                 train_data=train_data,
                 eval_data=eval_data,
                 label_column=label_column,
-                train_statistics=out(Artifact, "validate", "train_statistics"),
+                train_statistics=train_statistics,
                 eval_statistics=out(Artifact, "validate", "eval_statistics"),
                 schema=schema,
                 anomalies=out(Artifact, "validate", "anomalies"),
@@ -139,8 +140,16 @@ def run_chain(data_uri: str, label_column: str, workdir: Path, **params: Any) ->
             lambda: deploy_model.python_func(
                 model=model,
                 blessing=blessing,
+                train_data=train_data,
+                train_statistics=train_statistics,
+                schema=schema,
                 manifest=out(Artifact, "deploy", "manifest"),
                 status=out(Artifact, "deploy", "status"),
+                analysis=out(Artifact, "deploy", "analysis"),
+                analysis_report=out(Markdown, "deploy", "analysis_report"),
+                lineage=out(Artifact, "deploy", "lineage"),
+                model_card=out(Markdown, "deploy", "model_card"),
+                model_card_html=out(HTML, "deploy", "model_card_html"),
             ),
         ),
     ]

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
 
 from kfp_tabular.components.common.images import PIPELINE_IMAGE
 from kfp_tabular.components.common.params import document
@@ -15,10 +15,16 @@ from kfp_tabular.components.deployment.deploy.request import DeployRequest
 def deploy_model(
     model: Input[Model],
     blessing: Input[Artifact],
+    train_data: Input[Dataset],
+    train_statistics: Input[Artifact],
+    schema: Input[Artifact],
     manifest: Output[Artifact],
     status: Output[Artifact],
     analysis: Output[Artifact],
     analysis_report: Output[Markdown],
+    lineage: Output[Artifact],
+    model_card: Output[Markdown],
+    model_card_html: Output[HTML],
     isvc_name: str = "churn-classifier",
     namespace: str = "kfp-tabular",
     action: str = "render",
@@ -45,6 +51,11 @@ def deploy_model(
     drift_metric: str = "js",
     prometheus_url: str = "",
     prometheus_queries: str = "",
+    payload_logger_mode: str = "",
+    payload_logger_url: str = "",
+    run_id: str = "",
+    run_name: str = "",
+    pipeline_name: str = "",
 ) -> NamedTuple("Outputs", [("deployed", bool), ("reason", str), ("url", str)]):
     """Gate on the blessing, then render or apply the InferenceService that serves the model.
 
@@ -60,11 +71,21 @@ def deploy_model(
     Args:
         model: The trained model directory (``model.joblib`` + ``metadata.json``).
         blessing: The evaluator's blessing JSON; it must be about this model.
+        train_data: The train split the model was fit on (its URI goes in the lineage record).
+        train_statistics: Validate's TFDV statistics of the train split (its URI goes in the lineage record: the
+            monitor compares served traffic with them).
+        schema: Validate's TFDV schema (its URI goes in the lineage record; its features in the model card).
         manifest: The InferenceService YAML that was rendered or applied.
         status: JSON: ``deployed``, ``reason``, and for apply the rollout status (revisions, traffic, url).
         analysis: JSON: the rollout's strategy, verdict and reason, and each step's window, canary and stable
             measurements, thresholds and checks (no steps when no analysis ran, e.g. a first deployment).
         analysis_report: The same as Markdown, rendered by the KFP UI.
+        lineage: The model's lineage record JSON (``common.lineage``): model sha256, training data URI and hash,
+            statistics, schema, blessing, metrics, baseline, evaluation prediction distribution, run. The
+            predictor's ``kfp-tabular.dev/lineage-uri`` annotation names it (or its copy beside a published model).
+        model_card: The model card (Markdown): where it serves, data, schema, metrics against thresholds,
+            blessing, baseline, prediction distribution, run.
+        model_card_html: The same card as one self-contained HTML page.
 
     Returns:
         deployed: True when apply left the model deployed (created, canaried, or already there).
@@ -74,6 +95,7 @@ def deploy_model(
     from collections import namedtuple
 
     from kfp_tabular.components.deployment.deploy.core import deploy_action
+    from kfp_tabular.components.deployment.deploy.lineage_step import LineageInputs
     from kfp_tabular.components.deployment.deploy.request import DeployRequest
 
     request = DeployRequest(
@@ -103,6 +125,11 @@ def deploy_model(
         drift_metric=drift_metric,
         prometheus_url=prometheus_url,
         prometheus_queries=prometheus_queries,
+        payload_logger_mode=payload_logger_mode,
+        payload_logger_url=payload_logger_url,
+        run_id=run_id,
+        run_name=run_name,
+        pipeline_name=pipeline_name,
     )
     result = deploy_action(
         request,
@@ -113,8 +140,18 @@ def deploy_model(
         model_path=model.path,
         analysis_path=analysis.path,
         analysis_report_path=analysis_report.path,
+        lineage_inputs=LineageInputs(
+            statistics_uri=train_statistics.uri,
+            schema_uri=schema.uri,
+            training_data_uri=train_data.uri,
+            lineage_path=lineage.path,
+            lineage_uri=lineage.uri,
+            schema_path=schema.path,
+            model_card_path=model_card.path,
+            model_card_html_path=model_card_html.path,
+        ),
     )
-    for artifact in (manifest, status, analysis, analysis_report):
+    for artifact in (manifest, status, analysis, analysis_report, lineage, model_card, model_card_html):
         artifact.metadata.update(
             {
                 "action": action,
@@ -125,6 +162,7 @@ def deploy_model(
             }
         )
     manifest.metadata["format"] = "yaml"
+    lineage.metadata.update({"run_id": run_id, "lineage_uri": result.get("lineage_uri", lineage.uri)})
     from kfp_tabular.components.common.decisions import METADATA_KEY, Decision, to_metadata
 
     verdict = result.get("analysis") or {}

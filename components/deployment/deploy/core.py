@@ -184,7 +184,9 @@ def deploy(
     raise DeployError(f"{what} failed: {waited.message}. Rolled back: {outcome.note}")
 
 
-def _render_result(request: DeployRequest, uri: str, base: dict, model_sha256: str = "") -> tuple[dict, dict]:
+def _render_result(
+    request: DeployRequest, uri: str, base: dict, model_sha256: str = "", lineage_uri: str = ""
+) -> tuple[dict, dict]:
     """Render the manifest for ``action=render``; return (manifest, status)."""
     percent = request.first_percent()
     manifest = render(
@@ -200,6 +202,7 @@ def _render_result(request: DeployRequest, uri: str, base: dict, model_sha256: s
             service_account_name=request.service_account_name,
             allow_local=True,
             model_sha256=model_sha256,
+            **_predictor_options(request, lineage_uri),
         )
     )
     local = uri.startswith("file://")
@@ -224,6 +227,16 @@ def _render_result(request: DeployRequest, uri: str, base: dict, model_sha256: s
         "notes": notes,
     }
     return manifest, status
+
+
+def _predictor_options(request: DeployRequest, lineage_uri: str) -> dict:
+    """Return the predictor's run-id and lineage-uri annotations and payload logger, as render/deploy options."""
+    return {
+        "run_id": request.run_id,
+        "lineage_uri": lineage_uri,
+        "payload_logger_mode": request.payload_logger_mode,
+        "payload_logger_url": request.payload_logger_url,
+    }
 
 
 def no_rollout(strategy: str, verdict: str, reason: str) -> Any:
@@ -271,6 +284,7 @@ def rollout(
     log: Any = print,
     reader: Any = None,
     engine_options: dict | None = None,
+    lineage_uri: str = "",
 ) -> tuple[DeployStatus, Any]:
     """Deploy ``storage_uri`` as the request's strategy says; return its status and the analysis record.
 
@@ -289,6 +303,7 @@ def rollout(
         log: Receives one line per step.
         reader: A ``PrometheusReader`` (default: one for ``request.prometheus_url``).
         engine_options: More keyword arguments of ``run_rollout`` (``settle_seconds``, ``sleep``, ``clock``).
+        lineage_uri: The model's lineage record (the predictor's ``kfp-tabular.dev/lineage-uri`` annotation).
 
     Returns:
         ``(DeployStatus after the rollout, RolloutOutcome or a no_rollout dict)``.
@@ -308,6 +323,7 @@ def rollout(
         "runtime": request.runtime,
         "service_account_name": request.service_account_name,
         "model_sha256": model_sha256,
+        **_predictor_options(request, lineage_uri),
     }
     existing = get(api, namespace, name)
     if existing is None:
@@ -395,6 +411,7 @@ def deploy_action(
     reader: Any = None,
     log: Any = print,
     engine_options: dict | None = None,
+    lineage_inputs: Any = None,
 ) -> dict:
     """Run the deploy component's logic: gate, then render or apply; write the manifest, status and analysis.
 
@@ -411,6 +428,9 @@ def deploy_action(
         reader: A ``PrometheusReader`` to use instead of one for ``request.prometheus_url`` (tests).
         log: Receives the rollout's lines (one per step).
         engine_options: More keyword arguments of ``run_rollout`` (tests: ``settle_seconds``).
+        lineage_inputs: A ``deploy.lineage_step.LineageInputs``: build the model's lineage record, write it and
+            the model card, publish it beside a published model, and annotate the predictor with its URI and
+            the run id (None: none of that, the predictor carries only the model sha256).
 
     Returns:
         ``{"deployed": bool, "reason": str, "url": str, "analysis": {strategy, verdict, reason, steps}, ...}``,
@@ -432,6 +452,7 @@ def deploy_action(
     }
     strategy = request.rollout_strategy
     if not decision.blessed:
+        _lineage(request, lineage_inputs, blessing_path, local_model, model_uri, "", note=decision.reason)
         record = write_record(
             no_rollout(strategy, "not-deployed", decision.reason), analysis_path, analysis_report_path
         )
@@ -451,9 +472,19 @@ def deploy_action(
         base["published_to"] = storage_uri
     sha = decision.files[model_dir.MODEL_FILE]
     if request.action == "render":
-        manifest, result = _render_result(
-            request, storage_uri or model_storage_uri(model_uri, allow_local=True), base, sha
+        rendered_uri = storage_uri or model_storage_uri(model_uri, allow_local=True)
+        lineage_uri = _lineage(
+            request,
+            lineage_inputs,
+            blessing_path,
+            local_model,
+            model_uri,
+            rendered_uri,
+            note="rendered only (action=render): not serving yet",
         )
+        manifest, result = _render_result(request, rendered_uri, base, sha, lineage_uri)
+        if lineage_uri:
+            result["lineage_uri"] = lineage_uri
         why = f"rendered only (action=render); apply would roll out with strategy {strategy}"
         record = write_record(no_rollout(strategy, "rendered", why), analysis_path, analysis_report_path)
         result["analysis"] = _brief(record)
@@ -462,9 +493,14 @@ def deploy_action(
         return result
 
     uri = storage_uri or model_storage_uri(model_uri)
+    lineage_uri = _lineage(request, lineage_inputs, blessing_path, local_model, model_uri, uri)
+    if lineage_uri:
+        base["lineage_uri"] = lineage_uri
     with api_session(request.kubeconfig_path, api_client) as api:
         try:
-            status, record = rollout(request, uri, sha, api, log=log, reader=reader, engine_options=engine_options)
+            status, record = rollout(
+                request, uri, sha, api, log=log, reader=reader, engine_options=engine_options, lineage_uri=lineage_uri
+            )
             obj = require(api, request.namespace, request.isvc_name)
         except DeployError as exc:
             record = write_record(no_rollout(strategy, "failed", str(exc)), analysis_path, analysis_report_path)
@@ -491,6 +527,49 @@ def deploy_action(
             + f"; all traffic is on the stable model again ({status.storage_uri})"
         )
     return result
+
+
+def _lineage(
+    request: DeployRequest,
+    inputs: Any,
+    blessing_path: str,
+    model_path: str,
+    model_uri: str,
+    storage_uri: str,
+    note: str = "",
+) -> str:
+    """Build and write the model's lineage record and card (``deploy.lineage_step``); return the record's URI.
+
+    The URI is where the record stays readable: beside the published model when ``publish_uri`` is set (and a
+    model was published: ``storage_uri`` given), else the lineage artifact's URI. "" when ``inputs`` is None.
+    """
+    if inputs is None:
+        return ""
+    from kfp_tabular.components.common.model_card import Serving
+    from kfp_tabular.components.deployment.deploy import lineage_step
+
+    run = {"id": request.run_id, "name": request.run_name, "pipeline": request.pipeline_name}
+    record = lineage_step.build_record(
+        inputs,
+        blessing_path=blessing_path,
+        model_path=model_path,
+        model_uri=model_uri,
+        run=run,
+        storage_uri=storage_uri,
+    )
+    where = inputs.lineage_uri or inputs.lineage_path
+    if request.publish_uri and storage_uri:
+        where = lineage_step.publish_record(
+            record,
+            request.publish_uri,
+            s3_endpoint_url=request.s3_endpoint_url,
+            pvc_mount_root=request.pvc_mount_root,
+        )
+    serving = Serving(
+        request.isvc_name if storage_uri else "", request.namespace if storage_uri else "", storage_uri, note=note
+    )
+    lineage_step.write_outputs(record, inputs, serving, model_dir.read_metadata(model_path))
+    return where
 
 
 def _brief(record: dict) -> dict:

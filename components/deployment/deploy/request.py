@@ -10,6 +10,8 @@ from kfp_tabular.components.common.params import descriptions, param
 from kfp_tabular.components.deployment.kserve.isvc import KNATIVE, normalize_deployment_mode
 from kfp_tabular.components.deployment.kserve.request import (
     TargetRequest,
+    check_annotation_value,
+    check_logger,
     check_name,
     check_namespace,
     check_percent,
@@ -123,6 +125,26 @@ class DeployRequest:
         "or the name of a documented set; empty: the model server's metrics.",
         "",
     )
+    payload_logger_mode: str = param(
+        "KServe's payload logger on the predictor (``spec.predictor.logger``): ``all`` (requests and responses), "
+        "``request``, ``response``, or empty for off. Its agent posts each one as a CloudEvent to "
+        "payload_logger_url (the collector, components/monitoring/collector), whose batches the monitor reads.",
+        "",
+    )
+    payload_logger_url: str = param(
+        "Where the payload logger posts (the collector's ``http://`` URL, e.g. "
+        "``http://kfp-tabular-collector.kfp-tabular.svc.cluster.local/``); required when payload_logger_mode is set.",
+        "",
+    )
+    run_id: str = param(
+        "The KFP run that produced the model (the pipeline passes ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``): recorded in "
+        "the lineage record and the predictor's ``kfp-tabular.dev/run-id`` annotation.",
+        "",
+    )
+    run_name: str = param(
+        "The KFP run's name (the pipeline passes ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER``), for the lineage record.", ""
+    )
+    pipeline_name: str = param("The pipeline that produced the model, for the lineage record.", "")
 
     def __post_init__(self) -> None:
         """Check every field; normalize the deployment mode."""
@@ -158,6 +180,9 @@ class DeployRequest:
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ConfigError(f"prometheus_url: expected an http:// or https:// URL, got {self.prometheus_url!r}")
         self.query_templates()
+        check_logger(self.payload_logger_mode, self.payload_logger_url)
+        for name in ("run_id", "run_name", "pipeline_name"):
+            check_annotation_value(getattr(self, name), name)
         if self.selects_revisions() and self.deployment_mode != KNATIVE:
             raise ConfigError(
                 "prometheus_queries: the kserve-knative templates select Knative revisions; Standard mode has none "

@@ -37,7 +37,14 @@ ROLLED_BACK_FROM_ANNOTATION = "kfp-tabular.dev/rolled-back-from"
 #: serves, the ``model_sha256`` label of its metrics. It travels with the predictor (previous-predictor record,
 #: promote, rollback), so each revision's metrics can be told apart in Prometheus.
 MODEL_SHA_ANNOTATION = "kfp-tabular.dev/model-sha256"
-PREDICTOR_ANNOTATION_KEYS_WE_OWN = (MODEL_SHA_ANNOTATION,)
+#: On a predictor, beside the model sha256: the KFP run that produced the model it serves, and where that model's
+#: lineage record is (``common.lineage``; ``kfp-tabular lineage --name`` reads it). They travel with the predictor
+#: as the sha does, so a canary and its stable model each name their own run and record.
+RUN_ID_ANNOTATION = "kfp-tabular.dev/run-id"
+LINEAGE_URI_ANNOTATION = "kfp-tabular.dev/lineage-uri"
+PREDICTOR_ANNOTATION_KEYS_WE_OWN = (MODEL_SHA_ANNOTATION, RUN_ID_ANNOTATION, LINEAGE_URI_ANNOTATION)
+#: KServe's payload logger on a predictor (``spec.predictor.logger``: ``mode`` one of these, ``url`` the sink).
+LOGGER_MODES = ("all", "request", "response")
 #: The last rollout's analysis in brief (JSON: strategy, verdict, reason, finished_at, steps' percent and
 #: verdict), written by deploy after a rollout so ``kfp-tabular rollout status`` can show it.
 LAST_ANALYSIS_ANNOTATION = "kfp-tabular.dev/last-analysis"
@@ -102,6 +109,11 @@ def predictor_uri(obj: dict) -> str:
 def model_sha_of(predictor: dict) -> str:
     """Return the model sha256 recorded on a predictor spec (``""`` when none is)."""
     return str(((predictor or {}).get("annotations") or {}).get(MODEL_SHA_ANNOTATION) or "")
+
+
+def logger_of(predictor: dict) -> dict:
+    """Return a predictor spec's payload ``logger`` ({} when it has none)."""
+    return dict((predictor or {}).get("logger") or {})
 
 
 def canaries_of(obj: dict) -> list:

@@ -13,8 +13,10 @@ from kfp_tabular.components.deployment.kserve.isvc import (
     DEPLOYMENT_MODE_ANNOTATION,
     KIND,
     KNATIVE,
+    LINEAGE_URI_ANNOTATION,
     MODEL_SHA_ANNOTATION,
     PROMETHEUS_SCRAPING_ANNOTATION,
+    RUN_ID_ANNOTATION,
     TAG_ROUTING_ANNOTATION,
 )
 from kfp_tabular.components.deployment.kserve.request import CLUSTER_SCHEMES, ServiceRequest, check_storage_uri
@@ -49,10 +51,19 @@ def render(request: ServiceRequest) -> dict:
         predictor["serviceAccountName"] = request.service_account_name
     if request.canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = request.canary_traffic_percent
-    if request.model_sha256:
-        # On the predictor, so it travels with it (previous-predictor record, promote, rollback) and lands on
-        # its pods: which model each revision serves, the model_sha256 label of its metrics.
-        predictor["annotations"] = {MODEL_SHA_ANNOTATION: request.model_sha256}
+    # On the predictor, so they travel with it (previous-predictor record, promote, rollback) and land on its pods:
+    # which model each revision serves (the model_sha256 label of its metrics), the run that made it, its lineage.
+    ours = {
+        MODEL_SHA_ANNOTATION: request.model_sha256,
+        RUN_ID_ANNOTATION: request.run_id,
+        LINEAGE_URI_ANNOTATION: request.lineage_uri,
+    }
+    if any(ours.values()):
+        predictor["annotations"] = {key: value for key, value in ours.items() if value}
+    logger = request.logger()
+    if logger:
+        # KServe's payload logger: its agent posts each request and response as CloudEvents to the url.
+        predictor["logger"] = logger
     predictor["model"] = model
 
     meta_annotations = {DEPLOYMENT_MODE_ANNOTATION: mode, PROMETHEUS_SCRAPING_ANNOTATION: "true"}
@@ -117,6 +128,10 @@ RENDER_OPTIONS = (
     "labels",
     "annotations",
     "model_sha256",
+    "run_id",
+    "lineage_uri",
+    "payload_logger_mode",
+    "payload_logger_url",
 )
 
 

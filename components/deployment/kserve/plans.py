@@ -34,6 +34,7 @@ from kfp_tabular.components.deployment.kserve.isvc import (
     condition,
     describe_failure,
     generation_of,
+    logger_of,
     mode_of,
     model_failure,
     ns_name,
@@ -129,7 +130,23 @@ def spec_matches(existing: dict, desired_predictor: dict, mode: str) -> bool:
     same_sa = (current.get("serviceAccountName") or predictor_of(existing).get("serviceAccountName") or "") == (
         desired_predictor.get("serviceAccountName") or ""
     )
-    return same_model and same_sa
+    # The payload logger is part of what serves: turning it on or off (or another sink) writes the predictor.
+    same_logger = logger_pair(current) == logger_pair(desired_predictor)
+    return same_model and same_sa and same_logger
+
+
+def logger_pair(predictor: dict) -> tuple[str, str]:
+    """Return a predictor's payload logger as ``(mode, url)`` (``("", "")`` when off), the part deploy sets."""
+    logger = logger_of(predictor)
+    return str(logger.get("mode") or ""), str(logger.get("url") or "")
+
+
+def logger_patch(existing_predictor: dict, desired_predictor: dict) -> dict | None:
+    """Merge patch of a predictor's ``logger``: exactly the desired one (None removes it; other fields dropped)."""
+    want = logger_of(desired_predictor)
+    if not want:
+        return None
+    return merge_diff(logger_of(existing_predictor), want) if logger_of(existing_predictor) else want
 
 
 def stable_predictor_json(existing: dict, mode: str) -> str | None:
@@ -213,6 +230,7 @@ def promote_plan(obj: dict, check_health: bool = True, action: str = "promoted")
             "name": canary_predictor.get("name"),
             "model": model_patch(stable.get("model") or {}, canary_predictor.get("model") or {}),
             "serviceAccountName": canary_predictor.get("serviceAccountName") or None,
+            "logger": logger_patch(stable, canary_predictor),
         }
         annotations_patch = predictor_annotations_patch(stable, canary_predictor)
         if annotations_patch:
@@ -326,6 +344,7 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
             "model": model_patch(predictor_of(existing).get("model") or {}, desired_predictor["model"]),
             "canaryTrafficPercent": percent if canary else None,
             "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
+            "logger": logger_patch(predictor_of(existing), desired_predictor),
         }
         annotations_patch = predictor_annotations_patch(predictor_of(existing), desired_predictor)
         if annotations_patch:
@@ -356,6 +375,8 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
                 canary_predictor["serviceAccountName"] = desired_predictor["serviceAccountName"]
             if desired_predictor.get("annotations"):
                 canary_predictor["annotations"] = dict(desired_predictor["annotations"])
+            if desired_predictor.get("logger"):
+                canary_predictor["logger"] = dict(desired_predictor["logger"])
             spec_patch = {"canary": [{"trafficPercent": percent, "predictor": canary_predictor}]}
             canary_percent = int(percent or 0)
             before = baseline(existing, new_revision=False, canary_name=cname)
@@ -368,6 +389,7 @@ def deploy_plan(api: Any, existing: dict | None, request: ServiceRequest, desire
                 "predictor": {
                     "model": model_patch(predictor_of(existing).get("model") or {}, desired_predictor["model"]),
                     "serviceAccountName": desired_predictor.get("serviceAccountName") or None,
+                    "logger": logger_patch(predictor_of(existing), desired_predictor),
                 },
                 "canary": None,
             }

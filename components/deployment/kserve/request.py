@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from kfp_tabular.components.common.errors import ConfigError
 from kfp_tabular.components.common.params import param
-from kfp_tabular.components.deployment.kserve.isvc import STANDARD, normalize_deployment_mode
+from kfp_tabular.components.deployment.kserve.isvc import LOGGER_MODES, STANDARD, normalize_deployment_mode
 
 #: storageUri schemes KServe's storage initializer pulls from; ``file`` only for a rendered manifest.
 CLUSTER_SCHEMES = ("s3", "gs", "pvc", "https", "hdfs")
@@ -146,6 +146,44 @@ def check_service_account(value: Any) -> str:
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def check_logger(mode: Any, url: Any, prefix: str = "payload_logger") -> dict:
+    """Check KServe's payload logger settings; return ``spec.predictor.logger`` ({} when off).
+
+    Args:
+        mode: ``""`` (off), ``all``, ``request`` or ``response`` (the CRD's ``logger.mode`` enum).
+        url: Where the logger agent posts the CloudEvents (the collector's ``http(s)://`` URL); required with a mode.
+        prefix: The parameters' names' prefix, for the messages (``<prefix>_mode``, ``<prefix>_url``).
+
+    Raises:
+        ConfigError: Naming ``<prefix>_mode`` or ``<prefix>_url``.
+    """
+    if not isinstance(mode, str) or (mode and mode not in LOGGER_MODES):
+        raise ConfigError(f"{prefix}_mode: expected '' (off) or one of {', '.join(LOGGER_MODES)}, got {mode!r}")
+    if not isinstance(url, str):
+        raise ConfigError(f"{prefix}_url: expected the collector's http:// or https:// URL or '', got {url!r}")
+    if not mode:
+        if url:
+            raise ConfigError(
+                f"{prefix}_url: given ({url!r}) but {prefix}_mode is '' (off); set {prefix}_mode to "
+                f"{', '.join(LOGGER_MODES)} to log payloads, or leave {prefix}_url empty"
+            )
+        return {}
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{prefix}_url: {prefix}_mode={mode!r} needs the collector's http:// or https:// URL (e.g. "
+            f"http://kfp-tabular-collector.kfp-tabular.svc.cluster.local/), got {url!r}"
+        )
+    return {"mode": mode, "url": url}
+
+
+def check_annotation_value(value: Any, field: str) -> str:
+    """Check a string annotation value (at most 4096 characters, one line) or ''."""
+    if not isinstance(value, str) or len(value) > 4096 or "\n" in value:
+        raise ConfigError(f"{field}: expected a one-line string of at most 4096 characters or '', got {value!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class ServiceRequest:
     """An InferenceService to render or deploy, every field checked (ConfigError names the first bad one).
@@ -167,6 +205,10 @@ class ServiceRequest:
     annotations: dict | None = None
     allow_local: bool = False
     model_sha256: str = ""
+    run_id: str = ""
+    lineage_uri: str = ""
+    payload_logger_mode: str = ""
+    payload_logger_url: str = ""
 
     def __post_init__(self) -> None:
         """Check every field; normalize the mode and the maps."""
@@ -188,6 +230,13 @@ class ServiceRequest:
         set_(self, "annotations", check_str_map(self.annotations, "annotations"))
         if not isinstance(self.model_sha256, str) or (self.model_sha256 and not _SHA256.match(self.model_sha256)):
             raise ConfigError(f"model_sha256: expected 64 lowercase hex digits or '', got {self.model_sha256!r}")
+        check_annotation_value(self.run_id, "run_id")
+        check_annotation_value(self.lineage_uri, "lineage_uri")
+        self.logger()
+
+    def logger(self) -> dict:
+        """Return ``spec.predictor.logger`` for the payload logger settings ({} when off)."""
+        return check_logger(self.payload_logger_mode, self.payload_logger_url)
 
     @property
     def canary(self) -> bool:
