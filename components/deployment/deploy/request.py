@@ -132,8 +132,8 @@ class DeployRequest:
         "",
     )
     payload_logger_url: str = param(
-        "Where the payload logger posts (the collector's ``http://`` URL, e.g. "
-        "``http://kfp-tabular-collector.kfp-tabular.svc.cluster.local/``); required when payload_logger_mode is set.",
+        "Where the payload logger posts: the collector Service's ``http://`` URL (manifests/collector, "
+        "docs/payload-logging.md); required when payload_logger_mode is set.",
         "",
     )
     run_id: str = param(

@@ -125,6 +125,8 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         drift_metric: str = "js",
         prometheus_url: str = "",
         prometheus_queries: str = "",
+        payload_logger_mode: str = "",
+        payload_logger_url: str = "",
     ):
         """Train, gate and deploy a tabular model.
 
@@ -196,6 +198,9 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
         deploy_task = deploy_model(
             model=train_task.outputs["model"],
             blessing=evaluate_task.outputs["blessing"],
+            train_data=ingest_task.outputs["train_data"],
+            train_statistics=validate_task.outputs["train_statistics"],
+            schema=validate_task.outputs["schema"],
             isvc_name=isvc_name,
             namespace=namespace,
             action=deploy_action,
@@ -221,6 +226,12 @@ def build_pipeline(storage_secret: str = "", model_store_pvc: str = "", model_st
             drift_metric=drift_metric,
             prometheus_url=prometheus_url,
             prometheus_queries=prometheus_queries,
+            payload_logger_mode=payload_logger_mode,
+            payload_logger_url=payload_logger_url,
+            # The lineage record's run: KFP resolves these when the run starts (kfp.local too).
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            pipeline_name=PIPELINE_NAME,
         )
         # A deploy has side effects: never served from cache, never retried blindly (it rolls back on failure).
         _resources(deploy_task, "deploy").set_caching_options(enable_caching=False)
