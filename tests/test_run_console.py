@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -329,8 +330,9 @@ def test_run_local_from_the_cli_prints_a_screen_and_keeps_the_rest_in_the_logs(t
     names = ["ingest", "validate-data", "train", "evaluate", "deploy-model"]
     assert [t["name"] for t in summary["tasks"]] == names
     for task, line in zip(summary["tasks"], before_summary[1:]):
-        assert set(task) == {"name", "status", "seconds", "peak_rss_mb", "log"}
+        assert set(task) == {"name", "status", "seconds", "peak_rss_mb", "log", "ended_s", "warm"}
         assert task["status"] == "SUCCESS" and task["seconds"] > 0 and task["peak_rss_mb"] > 0, task
+        assert task["warm"] is (os.environ.get("KFP_TABULAR_WARM", "1") != "0")  # warm.py: on unless switched off
         match = LINE.match(line)
         assert (
             match

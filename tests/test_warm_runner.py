@@ -205,6 +205,24 @@ def test_a_command_it_does_not_recognise_or_a_changed_env_runs_cold_and_says_why
         pool.close()
 
 
+def test_no_interpreter_starts_while_a_solo_task_runs():
+    planned = warm.plan(train_and_deploy.pipeline_spec)[-1:] * 3  # deploy_model, light to start
+    pool = warm.WarmPool(planned, base_env=dict(os.environ), initial=1, solo=frozenset({"deploy_model"}))
+    try:
+        pool.start()
+        process = pool.take(real_command(planned[0]), pool.task_env(planned[0]))
+        assert process is not None and pool.waiting == []  # held back while the solo task runs
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        pool.task_done()
+        assert len(pool.waiting) == 1  # started once it ended
+        pool.task_done()
+        assert len(pool.waiting) == 1
+    finally:
+        pool.close()
+
+
 def test_the_switch(monkeypatch):
     monkeypatch.setenv(warm.ENV_SWITCH, "0")
     assert not warm.enabled() and warm.enabled(True)

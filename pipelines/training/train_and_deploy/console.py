@@ -302,6 +302,8 @@ class TaskConsole(io.TextIOBase):
             self._task_log.write(f"[kfp-tabular] task {record.name}: {record.status} in {record.seconds:.1f} s\n")
             self._task_log.close()
             self._task_log, self._current, self._rss = None, None, None
+            if self.warm is not None:
+                self.warm.task_done()
             if self.mode != "silent":
                 prefix = "\r" if self.live else ""
                 self.terminal.write(f"{prefix}{self.line(record)}{chr(27) + '[K' if self.live else ''}\n")

@@ -59,6 +59,10 @@ HEAVY: dict[str, tuple[str, ...]] = {
     "evaluate": ("pandas", "pyarrow.parquet", *_SKLEARN_MODEL),
 }
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
+#: Component functions whose task keeps both cores busy (train's OpenMP gradient-boosting fit, OMP_NUM_THREADS=2):
+#: no interpreter starts while it runs (another process's imports beside an OpenMP fit slowed it by 10-15 s in two
+#: of five bench runs); the next one starts when it ends.
+SOLO = frozenset({"train"})
 
 
 def enabled(warm: bool | None = None) -> bool:
@@ -179,6 +183,7 @@ class WarmPool:
         initial: How many interpreters to start with the run (the first task's and the next: validate's TFDV
             import, the longest, overlaps ingest).
         ahead: How many to keep waiting once tasks run (one: on two cores, the running task and one import).
+        solo: Functions during whose task no interpreter starts (:data:`SOLO`); :meth:`task_done` starts it.
     """
 
     def __init__(
@@ -188,11 +193,13 @@ class WarmPool:
         note: Callable[[str], None] = lambda text: None,
         initial: int = 2,
         ahead: int = 1,
+        solo: frozenset[str] = SOLO,
     ):
         self.planned = list(planned)
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.note = note
-        self.initial, self.ahead = initial, ahead
+        self.initial, self.ahead, self.solo = initial, ahead, solo
+        self._held = False
         self.waiting: list[WarmProcess] = []
         self._next = 0
         self._taken = 0
@@ -250,7 +257,10 @@ class WarmPool:
             self.note(f"warm runner: not used for {function!r}, it runs in a fresh interpreter: {exc}")
             return None
         finally:
-            self.start()
+            if match.task.function in self.solo:
+                self._held = True  # task_done() starts the next one
+            else:
+                self.start()
         waited = time.monotonic() - match.started
         self.note(
             f"warm runner: {function!r} runs in interpreter {match.process.pid}, started {waited:.1f} s before, "
@@ -258,6 +268,12 @@ class WarmPool:
             f"({ENV_SWITCH}=0: a fresh interpreter)"
         )
         return match.process
+
+    def task_done(self) -> None:
+        """Note that the running task ended: start what a solo task held back."""
+        if self._held:
+            self._held = False
+            self.start()
 
     def _discard(self, warm: WarmProcess) -> None:
         if warm.process.poll() is None:
