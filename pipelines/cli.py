@@ -246,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     schedule_cli.add_parser(sub)  # kfp-tabular schedule: a recurring run (cron) on a KFP API server
 
+    from kfp_tabular.pipelines import lineage_cli
+
+    lineage_cli.add_parser(sub)  # kfp-tabular lineage: a deployed model's chain back to its data and run
+
     p = sub.add_parser("generate-data", help="write the seeded churn dataset (default, drifted or noise)")
     p.add_argument("output")
     p.add_argument("--rows", type=int, default=50_000)

@@ -338,7 +338,52 @@ def run_local(
         model_dir = run_dir / "train" / "model"
         statistics = run_dir / "validate-data" / "train_statistics"
         summary.promoted_to = str(registry.promote(run_dir, model_dir, statistics, summary.blessing))
+        write_production_lineage(Path(summary.promoted_to), run_dir)
     return summary
+
+
+def write_production_lineage(target: Path, run_dir: Path) -> Path:
+    """Write the promoted model's lineage record and model card beside its copy (``production/<run>/``).
+
+    ``lineage.json``, ``model_card.md`` and ``model_card.html``: what ``kfp-tabular lineage --local`` and the
+    monitor read.
+
+    The record points at the production copies (model, training statistics, and the schema copied here), so it
+    stays true when the run directory is cleaned; the run is the deploy step's (KFP's job id and name) when that
+    step wrote a record, else the run directory's name.
+    """
+    from kfp_tabular.components.common import blessing, lineage, model_card, model_dir
+    from kfp_tabular.components.common.errors import DataError
+
+    schema = target / "schema.pbtxt"
+    shutil.copy2(run_dir / "validate-data" / "schema", schema)
+    run = {"id": run_dir.name, "name": run_dir.name, "pipeline": PIPELINE_NAME}
+    deployed = run_dir / "deploy-model" / "lineage"
+    if deployed.is_file():
+        run = lineage.read(deployed).run
+    verdict = blessing.read(run_dir / "evaluate" / "blessing")
+    baseline_sha = None
+    if verdict.baseline_model_dir and Path(verdict.baseline_model_dir).is_dir():
+        baseline_sha = (model_dir.read_metadata(verdict.baseline_model_dir) or {}).get("model_sha256")
+    metadata = model_dir.read_metadata(target / "model") or {}
+    record = lineage.build(
+        metadata,
+        verdict,
+        model_uri=str(target / "model"),
+        statistics_uri=str(target / "train_statistics.pb"),
+        schema_uri=str(schema),
+        training_data_uri=str(run_dir / "ingest" / "train_data"),
+        run=run,
+        baseline_sha256=baseline_sha,
+    )
+    lineage.write(target / lineage.FILE_NAME, record)
+    try:
+        features = model_card.schema_features(str(schema))
+    except DataError:
+        features = None
+    serving = model_card.Serving(note="the local production model of run-local (the next run's baseline)")
+    model_card.write(record, target / "model_card.md", target / "model_card.html", serving, features, metadata)
+    return target / lineage.FILE_NAME
 
 
 def _warm_pool(runner: str, warm: bool | None, pipeline_spec):
