@@ -19,7 +19,7 @@ def retrain_trigger(
     retrain_data: Output[Dataset],
     outcome: Output[Artifact],
     labels_uri: str = "",
-    include_training_data: bool = True,
+    include_training_data: bool = False,
     min_labelled_rows: int = 100,
     mode: str = "auto",
     kfp_host: str = "",

@@ -5,15 +5,17 @@ it always runs, reads the decision, and when it says no retrain does nothing and
 
 1. **The new data**: the window's served rows (the monitor's ``served_data``) carry features and the served
    prediction but no label: labels arrive later, as ground truth fed back (``labels_uri``: ``event_id`` -- the
-   inference's CloudEvent id --, ``instance``, label), joined here on ``(event_id, instance)``. The labelled rows,
-   plus the deployed model's own training split unless ``include_training_data`` is False, are written as one
-   Parquet file (``<retrain_data>/data.parquet``; ingest tells the format by the name).
+   inference's CloudEvent id --, ``instance``, label), joined here on ``(event_id, instance)``. The labelled rows
+   (plus the deployed model's own training split when ``include_training_data``) are written as one Parquet file
+   (``<retrain_data>/data.parquet``; ingest tells the format by the name).
 2. **The training run**, with that data, the deployed model (the lineage record's ``model_uri``) as
    ``baseline_model_uri`` and its training statistics as ``baseline_statistics_uri``: evaluate blesses the new
    model only when it is not worse than the model serving, and deploy changes nothing otherwise.
    ``cluster``: submitted through the KFP API (``kfp.Client.create_run_from_pipeline_package`` with the committed
-   training ``pipeline.yaml`` bundled in this package); ``local``: run here with kfp.local (``run_local``, whose
-   production record is promoted only by a blessed model).
+   training ``pipeline.yaml`` bundled in this package); ``local``: run here with kfp.local (``kfp-tabular
+   run-local`` in a child interpreter -- inside a KFP task kfp's SDK is loaded without its pipeline half --,
+   whose production record is promoted only by a blessed model; its output and summary are kept as
+   ``<retrain_data>/training-run.{log,json}``).
 
 The outcome (JSON) says what was done: ``action`` ``none`` | ``trained_locally`` | ``submitted``, with the rows,
 the run and, locally, the blessing and the promotion.
@@ -22,8 +24,11 @@ the run and, locally, the blessing and the promotion.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -264,16 +269,69 @@ def submit(request: RetrainRequest, arguments: dict[str, Any], run_name: str, en
     }
 
 
-def run_locally(request: RetrainRequest, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Run the training pipeline here with kfp.local; return the run's summary (dict)."""
-    from kfp_tabular.pipelines.training.train_and_deploy.run_local import run_local
+def clean_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment for a child interpreter with the whole kfp SDK.
 
+    Inside a KFP task kfp's executor sets ``_KFP_RUNTIME=true``, which makes ``import kfp`` skip the pipeline-building
+    half of ``kfp.dsl``: the training pipeline cannot be imported (checked, run) in the task's own interpreter.
+    """
+    return {k: v for k, v in env.items() if k != "_KFP_RUNTIME"}
+
+
+def check_training_arguments(arguments: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Check the training run's arguments with the training pipeline's own checks (in a child interpreter)."""
+    code = (
+        "import json, sys\n"
+        "from kfp_tabular.components.common.errors import KfpTabularError\n"
+        "from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters\n"
+        "try:\n    check_parameters(json.loads(sys.argv[1]))\n"
+        "except KfpTabularError as exc:\n    print(exc, file=sys.stderr)\n    sys.exit(2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(arguments)], env=clean_env(env), capture_output=True, text=True
+    )
+    if done.returncode == 2:
+        raise ConfigError(f"training_parameters: the training pipeline refuses them: {done.stderr.strip()}")
+    if done.returncode != 0:
+        raise RuntimeError(f"checking the training pipeline's arguments failed: {done.stderr.strip()[-2000:]}")
+
+
+def run_locally(
+    request: RetrainRequest, arguments: dict[str, Any], workdir: str, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """Run the training pipeline here with kfp.local (``kfp-tabular run-local`` in a child interpreter).
+
+    Returns:
+        The run's summary (run_local's ``RunSummary`` as a dict). Its console output is in
+        ``<workdir>/training-run.log``.
+    """
     if not request.local_output_dir:
         raise ConfigError("local_output_dir: the local mode needs run_local's output directory (its production record)")
     arguments = dict(arguments)
     data_uri = arguments.pop("data_uri")
-    summary = run_local(output_dir=request.local_output_dir, data_uri=data_uri, console="silent", **arguments)
-    return summary.as_dict()
+    summary_path = Path(workdir) / "training-run.json"
+    command = [
+        sys.executable,
+        "-m",
+        "kfp_tabular.pipelines.cli",
+        "run-local",
+        "--output-dir",
+        request.local_output_dir,
+        "--data-uri",
+        data_uri,
+        "--summary-json",
+        str(summary_path),
+    ]
+    for key, value in arguments.items():
+        command += ["--param", f"{key}={json.dumps(value)}"]
+    log_path = Path(workdir) / "training-run.log"
+    logger.info("running the training pipeline locally: %s (output in %s)", " ".join(command), log_path)
+    with open(log_path, "w", encoding="utf-8") as log:
+        done = subprocess.run(command, env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+    if not summary_path.is_file():
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"the local training run ended with exit code {done.returncode} and no summary:\n{tail}")
+    return read_json(summary_path, what="training run summary")
 
 
 def retrain(
@@ -328,9 +386,7 @@ def retrain(
             ),
         }
     )
-    from kfp_tabular.pipelines.training.train_and_deploy.parameters import check_parameters
-
-    check_parameters(arguments)
+    check_training_arguments(arguments, env)
     reasons = "; ".join(decision.get("reasons") or [])
     result = RetrainResult(
         action="",
@@ -347,7 +403,7 @@ def retrain(
         result.run = submit(request, arguments, name, env)
         logger.info("submitted training run %s to %s", result.run["id"], result.run["host"])
     else:
-        summary = run_locally(request, arguments)
+        summary = run_locally(request, arguments, retrain_data_path, env)
         result.run = {
             "id": Path(summary["run_dir"]).name,
             "dir": summary["run_dir"],

@@ -39,10 +39,11 @@ class RetrainRequest:
         "",
     )
     include_training_data: bool = param(
-        "Retrain on the deployed model's training split plus the labelled served rows (True), or on the labelled "
-        "served rows alone (False). Either way the training pipeline's random eval split mixes the rows it is "
-        "given, and the candidate is compared with the deployed model on it.",
-        True,
+        "Retrain on the labelled served rows alone (False) or on the deployed model's training split plus them "
+        "(True). Off by default: the training pipeline's eval split is drawn at random from the rows it is given, "
+        "and with the training split added part of it is rows the deployed model was fit on, so the baseline's "
+        "metrics there are optimistic and the comparison leans toward keeping it.",
+        False,
     )
     min_labelled_rows: int = param(
         "Fewest labelled served rows to retrain with; fewer fails the task naming the counts (joined, unlabelled).",
