@@ -14,8 +14,11 @@ inference request and one per response, CloudEvents spec 1.0 in *binary* content
   ``application/x-www-form-urlencoded`` for ``curl -d``): the body is read as JSON whatever it says.
 
 Our model server adds the extension ``ce-modelsha256`` (the sha256 of the model file that answered); KServe's
-agent does not send it. Structured mode (``Content-Type: application/cloudevents+json``, the attributes and
-``data`` or ``data_base64`` in one JSON object) is read too; batched mode is not (415).
+agent does not send it. A V2 request or response in the binary tensor extension (a JSON header followed by the
+tensors' bytes; the event does not carry ``Inference-Header-Content-Length``, so the header's end is found by
+parsing) has its binary tensors decoded into ``data``. Structured mode (``Content-Type:
+application/cloudevents+json``, the attributes and ``data`` or ``data_base64`` in one JSON object) is read too;
+batched mode is not (415).
 
 Everything wrong with an event raises :class:`EventError` carrying the HTTP status, a metric reason and a
 message naming the header or field and what was expected.
@@ -37,6 +40,7 @@ __all__ = [
     "RESPONSE_TYPE",
     "Event",
     "EventError",
+    "inline_binary",
     "loads_json",
     "parse_event",
     "parse_time",
@@ -144,7 +148,9 @@ def parse_event(headers: Mapping[str, str], body: bytes, now: Optional[datetime]
     try:
         payload = loads_json(body) if body else None
     except (ValueError, RecursionError) as exc:
-        raise EventError(400, "not_json", f"event {attributes['id']!r}: the body is not JSON ({exc})") from None
+        payload = inline_binary(body)  # V2's binary tensor extension: a JSON header, then the tensors' bytes
+        if payload is None:
+            raise EventError(400, "not_json", f"event {attributes['id']!r}: the body is not JSON ({exc})") from None
     if payload is None:
         raise EventError(400, "not_json", f"event {attributes['id']!r}: the body is empty, expected the JSON payload")
     return _event(attributes, payload, now, "header ce-")
@@ -221,3 +227,61 @@ def _event(attributes: Mapping[str, Any], payload: Any, now: datetime, where: st
         endpoint=text["endpoint"],
         model_sha256=text["modelsha256"],
     )
+
+
+_BINARY_FORMATS = {
+    "BOOL": "?",
+    "INT8": "b",
+    "INT16": "h",
+    "INT32": "i",
+    "INT64": "q",
+    "UINT8": "B",
+    "UINT16": "H",
+    "UINT32": "I",
+    "UINT64": "Q",
+    "FP16": "e",
+    "FP32": "f",
+    "FP64": "d",
+}
+
+
+def inline_binary(body: bytes) -> Optional[dict]:
+    """Decode a V2 binary-extension body into a JSON payload whose tensors carry ``data``; None if it is not one.
+
+    The JSON header ends where a JSON object parsed from the body's start ends; the tensors whose ``parameters``
+    have ``binary_data_size`` take that many bytes of the rest, in order (little-endian, row-major; ``BYTES``
+    elements each a 4-byte little-endian length and the bytes). The sizes must add up to the rest exactly.
+    """
+    import struct
+
+    try:
+        header, end = json.JSONDecoder().raw_decode(body.decode("latin-1"))
+        header = loads_json(body[:end])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    tensors = [t for key in ("inputs", "outputs") for t in header.get(key) or [] if isinstance(t, dict)]
+    binary = [t for t in tensors if isinstance(t.get("parameters"), dict) and "binary_data_size" in t["parameters"]]
+    tail, offset = body[end:], 0
+    if not binary or sum(int(t["parameters"]["binary_data_size"]) for t in binary) != len(tail):
+        return None
+    for tensor in binary:
+        size = int(tensor["parameters"].pop("binary_data_size"))
+        chunk, offset = tail[offset : offset + size], offset + size
+        datatype = str(tensor.get("datatype", "")).upper()
+        if datatype == "BYTES":
+            values, at = [], 0
+            while at + 4 <= len(chunk):
+                (length,) = struct.unpack_from("<I", chunk, at)
+                values.append(chunk[at + 4 : at + 4 + length].decode("utf-8", "replace"))
+                at += 4 + length
+        elif datatype in _BINARY_FORMATS:
+            width = struct.calcsize(_BINARY_FORMATS[datatype])
+            if size % width:
+                return None
+            values = list(struct.unpack(f"<{size // width}{_BINARY_FORMATS[datatype]}", chunk))
+        else:
+            return None
+        tensor["data"] = values
+    return header

@@ -7,7 +7,8 @@ Requests (V1 and V2 give the same rows for the same instances):
   else ``input_0``, ``input_1``, ... (counted: ``unnamed``);
 - V2 ``{"inputs": [{"name", "shape", "datatype", "data"}, ...]}``: one tensor per feature (shape ``[n]`` or
   ``[n, 1]``, what ``content_type: pd`` sends) by tensor name; one ``[n, k]`` tensor by position as V1 lists.
-  ``data`` may be flat (row-major) or nested. Binary tensor data (the binary extension) is refused.
+  ``data`` may be flat (row-major) or nested; binary tensor data (the binary extension) is decoded into ``data`` by
+  ``events.inline_binary`` first.
 
 Responses:
 

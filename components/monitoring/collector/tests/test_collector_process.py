@@ -310,3 +310,44 @@ def test_predictions_do_not_depend_on_the_collector(processes, churn_model_dir, 
         )
     finally:
         hung_socket.close()
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_v2_binary_tensors_flatten_like_json(processes, churn_model_dir, churn_meta, records, tmp_path, binary):
+    """tritonclient (nobody here wrote it) with binary inputs and outputs: the same rows as V1 records."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    sink = tmp_path / "served"
+    collector = processes.collector(sink, roll_rows=1000, roll_seconds=3600)
+    server = processes.model_server(churn_model_dir, ["--logger_url", collector.url])
+    rows = [r for r in records if all(v is not None for v in r.values())][:5]
+    dtypes = {f["name"]: f["dtype"] for f in churn_meta["features"]}
+    numpy_types = {"int": np.int64, "float": np.float64, "bool": np.bool_}
+    inputs = []
+    for name in churn_meta["feature_order"]:
+        values = [row[name] for row in rows]
+        if dtypes[name] == "string":
+            array = np.array([v.encode() for v in values], dtype=np.object_)
+        else:
+            array = np.array(values, dtype=numpy_types[dtypes[name]])
+        tensor = triton.InferInput(name, [len(rows)], FEATURE_COLUMNS_V2[dtypes[name]])
+        tensor.set_data_from_numpy(array, binary_data=binary)
+        inputs.append(tensor)
+    outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("predict", "predict_proba")]
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        client.infer("churn", inputs, outputs=outputs, parameters={"content_type": "pd"}, headers={"Ce-Id": "triton"})
+    finally:
+        client.close()
+    assert server.post("/v1/models/churn:predict", v1_records(rows), "records")[0] == 200
+    accepted = "kfp_tabular_collector_events_total"
+    wait_for(lambda: metric(collector.metrics(), accepted, outcome="accepted") == 4, "both requests' two events")
+    assert collector.stop() == 0
+    frame = read_window(str(sink)).to_pandas()
+    columns = churn_meta["feature_order"] + ["prediction"]
+    triton_rows = frame[frame.event_id == "triton"].sort_values("instance")[columns].reset_index(drop=True)
+    record_rows = frame[frame.event_id == "records"].sort_values("instance")[columns].reset_index(drop=True)
+    assert triton_rows.equals(record_rows)
+    assert triton_rows[churn_meta["feature_order"]].to_dict("records") == rows
+    assert frame[frame.event_id == "triton"]["score"].between(0, 1).all()

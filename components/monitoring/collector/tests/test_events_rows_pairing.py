@@ -295,3 +295,22 @@ def test_batches_split_by_day_unify_types_and_read_a_window(tmp_path):
     assert batch_files(str(tmp_path / "sink"), start="2026-11-30", end="2026-11-30T00:00:00Z") == []
     empty = read_window(str(tmp_path / "nothing"))
     assert empty.num_rows == 0 and "prediction" in empty.column_names
+
+
+def test_binary_tensor_extension_is_decoded_and_a_wrong_size_is_not_json():
+    import struct
+
+    header = {
+        "inputs": [
+            {"name": "age", "shape": [2], "datatype": "INT64", "parameters": {"binary_data_size": 16}},
+            {"name": "plan", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 16}},
+            {"name": "active", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+        ]
+    }
+    tail = struct.pack("<2q", 41, 17) + struct.pack("<I", 5) + b"basic" + struct.pack("<I", 3) + b"pro"
+    headers, _ = binary(REQUEST)
+    event = parse_event(headers, json.dumps(header).encode() + tail)
+    assert parse_request(event.payload, "e") == ROWS
+    with pytest.raises(EventError) as caught:
+        parse_event(headers, json.dumps(header).encode() + tail[:-1])
+    assert caught.value.reason == "not_json"
