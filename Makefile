@@ -77,8 +77,9 @@ browser: ## headless Chromium for the report tests (Debian's chromium package, w
 run: env ## run the pipeline end to end with kfp.local on the bundled default data (DATA=path to use yours, VERBOSE=1 streams every task's output)
 	$(PY) -m kfp_tabular.pipelines.cli run-local --output-dir $(OUTPUTS) --rows $(ROWS) $(if $(DATA),--data-uri $(DATA))$(if $(VERBOSE), --verbose)
 
-compile: env ## compile the pipeline to its committed IR YAML
+compile: env ## compile the training and monitoring pipelines to their committed IR YAML
 	$(PY) -m kfp_tabular.pipelines.cli compile --output $(PIPELINE_YAML)
+	$(PY) -m kfp_tabular.pipelines.monitoring.monitor_and_retrain.compile
 
 # The API-server tests need KServe's CRDs from ../shared; in a clone without it they skip, and so does their setup.
 CLUSTER_DEPS := $(if $(wildcard ../shared/kserve),apiserver kubectl)
@@ -114,6 +115,11 @@ rollout-deps: ## Debian's prometheus and nginx-light for the rollout rig (when m
 
 rollout-demo: env serve-env rollout-deps ## canary rollouts on 127.0.0.1: good promoted; shifted, errors, slow, no-traffic rolled back (ROLLOUT_SCENARIOS=good slow to pick)
 	$(PY) -m kfp_tabular.pipelines.rollout.demo --run-dir $(OUTPUTS)/rollout-demo/$$(date -u +%Y%m%dT%H%M%SZ) $(ROLLOUT_SCENARIOS)
+
+# --- the production loop: served traffic -> monitor -> retrain -> gated, staged model (docs/monitoring.md) ------------
+.PHONY: loop-demo
+loop-demo: env serve-env ## the loop on 127.0.0.1 in a fresh directory: a production model served to the collector, normal then drifted traffic, monitoring pipeline (kfp.local) retrains; a shuffled-labels model is not deployed; lineage printed
+	$(PY) -m kfp_tabular.pipelines.monitoring.loop_demo --output-dir $(OUTPUTS)/loop-demo/$$(date -u +%Y%m%dT%H%M%SZ)
 
 # --- containers: podman from Debian's archive, settings in components/common/containers/containers.conf ------
 podman: ## install podman, runc and mmdebstrap from Debian's archive (when missing)

@@ -14,7 +14,10 @@
    (staged) in the local production record; the deploy step rendered its InferenceService.
 7. The new production model's lineage (``kfp-tabular lineage --local`` when available, else the record).
 
-``python -m kfp_tabular.pipelines.monitoring.loop_demo --output-dir local_outputs/loop-demo [--rows N]``
+``python -m kfp_tabular.pipelines.monitoring.loop_demo --output-dir DIR [--rows N]``: DIR holds run_local's
+production record (``make loop-demo`` gives a fresh one each time, so the first model is trained on the bundled data
+and every run tells the same story; a DIR whose production model was retrained on drifted traffic would see "normal"
+traffic as drifted). The served batches, labels and logs go to ``DIR/traffic/<time>/``.
 """
 
 from __future__ import annotations
@@ -234,7 +237,7 @@ def demo(output_dir: Path, rows: int = 4000, traffic_rows: int = 600, seed: int 
 
     output_dir = Path(output_dir).resolve()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    work = output_dir / "loop-demo" / stamp
+    work = output_dir / "traffic" / stamp
     work.mkdir(parents=True, exist_ok=True)
     sink = work / "served"
     log(f"== 1. local production model ({output_dir / 'production' / 'current.json'})")
