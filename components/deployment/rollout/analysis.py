@@ -47,7 +47,9 @@ class Check:
     """One check of a window: the values compared, the bound, the result (None: not judged) and why.
 
     ``canary`` is the value judged against ``threshold``: the canary's success rate or p99, the p99 ratio, the
-    drift distance. ``stable`` is stable's own value where there is one (success rate, p99), else None.
+    drift distance. ``stable`` is stable's own value where there is one (success rate, p99), else None. ``limit``
+    is the value the check actually fails beyond when that is not the threshold itself (the drift check: the
+    threshold plus the window's sampling noise, :func:`drift_limit`), else None.
     """
 
     name: str
@@ -56,6 +58,7 @@ class Check:
     threshold: float
     passed: bool | None
     note: str = ""
+    limit: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +275,7 @@ def _drift_check(canary: RevisionMetrics, stable: RevisionMetrics, policy: Rollo
         note += " (above the threshold but within sampling noise at these sizes)"
     elif noise > t.max_prediction_drift:
         note += f" (this window resolves only differences above {noise:.3g})"
-    return Check("prediction_drift", value, None, t.max_prediction_drift, passed, note)
+    return Check("prediction_drift", value, None, t.max_prediction_drift, passed, note, limit)
 
 
 def analyze(canary: RevisionMetrics, stable: RevisionMetrics, policy: RolloutPolicy) -> StepAnalysis:

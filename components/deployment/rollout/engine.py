@@ -116,6 +116,14 @@ class RolloutOutcome:
         }
 
 
+def _drift_bound(check) -> str:
+    """``max 0.1``, or ``max 0.1, fails above 0.27 at this sample size`` when the window's noise raises the limit."""
+    text = f"max {check.threshold:g}"
+    if check.limit is not None and check.limit > check.threshold + 5e-4:
+        text += f", fails above {check.limit:.3g} at this sample size"
+    return text
+
+
 def describe_step(record: StepRecord, total_steps: int) -> str:
     """Return the log line of one window: the numbers and the verdict."""
 
@@ -130,7 +138,7 @@ def describe_step(record: StepRecord, total_steps: int) -> str:
         f"step {record.index}/{total_steps} {where} window {record.attempt} ({record.window.seconds:.0f}s):",
         f"canary {c.requests:.0f} req success {num(c.success_rate, '.4f')} p99 {num(c.p99_seconds, '.3f', 's')}",
         f"| stable {s.requests:.0f} req success {num(s.success_rate, '.4f')} p99 {num(s.p99_seconds, '.3f', 's')}",
-        f"| drift {drift_text} (max {drift.threshold:g})" if drift else "",
+        f"| drift {drift_text} ({_drift_bound(drift)})" if drift else "",
         f"-> {a.verdict}",
     ]
     line = " ".join(part for part in parts if part)

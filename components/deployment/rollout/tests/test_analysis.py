@@ -169,6 +169,7 @@ def test_small_difference_within_noise_passes_with_a_note() -> None:
     drift = result.check("prediction_drift")
     assert drift.canary > 0.1 and drift.passed, drift
     assert "within sampling noise" in drift.note
+    assert drift.limit > drift.canary > drift.threshold and f"fails above {drift.limit:.3g}" in drift.note
     # The same shapes over many predictions are a real difference.
     many = analyze(
         metrics("canary", 50000, scores=counts(50000, tuple(shape))), metrics("stable", 450000), RolloutPolicy()
