@@ -25,6 +25,7 @@ def retrain_trigger(
     kfp_host: str = "",
     kfp_namespace: str = "",
     experiment_name: str = "kfp-tabular-retrain",
+    training_package: str = "",
     local_output_dir: str = "",
     training_parameters: dict = {},
 ) -> NamedTuple("Outputs", [("action", str), ("detail", str)]):
@@ -66,6 +67,7 @@ def retrain_trigger(
         kfp_host=kfp_host,
         kfp_namespace=kfp_namespace,
         experiment_name=experiment_name,
+        training_package=training_package,
         local_output_dir=local_output_dir,
         training_parameters=training_parameters,
     )

@@ -234,8 +234,28 @@ def build_training_data(
     return counts, decisions
 
 
-def training_package() -> str:
-    """Return the path of the committed training pipeline YAML installed with this package."""
+def training_package(request: RetrainRequest, workdir: str) -> str:
+    """Return a local path of the training pipeline to submit: ``training_package`` (fetched when a URL) or ours.
+
+    Raises:
+        ConfigError: Naming ``training_package`` when it cannot be read.
+    """
+    if request.training_package:
+        if "://" not in request.training_package:
+            if not os.path.isfile(request.training_package):
+                raise ConfigError(f"training_package: {request.training_package} is not a file")
+            return request.training_package
+        import fsspec
+
+        from kfp_tabular.components.common.model_dir import normalize_uri
+
+        target = Path(workdir) / "training-pipeline.yaml"
+        try:
+            with fsspec.open(normalize_uri(request.training_package), "rb") as source:
+                target.write_bytes(source.read())
+        except (OSError, ValueError, ImportError) as exc:
+            raise ConfigError(f"training_package: {request.training_package} cannot be read ({exc})") from exc
+        return str(target)
     import importlib.resources
 
     path = importlib.resources.files(TRAINING_PACKAGE).joinpath("pipeline.yaml")
@@ -244,7 +264,9 @@ def training_package() -> str:
     return str(path)
 
 
-def submit(request: RetrainRequest, arguments: dict[str, Any], run_name: str, env: Mapping[str, str]) -> dict:
+def submit(
+    request: RetrainRequest, arguments: dict[str, Any], run_name: str, env: Mapping[str, str], workdir: str
+) -> dict:
     """Submit the training pipeline to the KFP API; return ``{"id", "name", "host", "experiment"}``."""
     from kfp.client import Client
 
@@ -255,7 +277,7 @@ def submit(request: RetrainRequest, arguments: dict[str, Any], run_name: str, en
         credentials = ServiceAccountTokenVolumeCredentials(path=KFP_TOKEN_PATH)
     client = Client(host=request.kfp_host or None, namespace=request.kfp_namespace or None, credentials=credentials)
     run = client.create_run_from_pipeline_package(
-        training_package(),
+        training_package(request, workdir),
         arguments=arguments,
         run_name=run_name,
         experiment_name=request.experiment_name,
@@ -400,7 +422,7 @@ def retrain(
     name = run_name or f"retrain-{record.model_sha256[:12]}"
     if mode == "cluster":
         result.action = "submitted"
-        result.run = submit(request, arguments, name, env)
+        result.run = submit(request, arguments, name, env, retrain_data_path)
         logger.info("submitted training run %s to %s", result.run["id"], result.run["host"])
     else:
         summary = run_locally(request, arguments, retrain_data_path, env)

@@ -64,6 +64,12 @@ class RetrainRequest:
     )
     kfp_namespace: str = param("Kubeflow profile namespace of the submitted run (multi-user mode); empty: none.", "")
     experiment_name: str = param("KFP experiment of the submitted training run.", "kfp-tabular-retrain")
+    training_package: str = param(
+        "``cluster``: the compiled training pipeline to submit (a local path in the image or an fsspec URL); empty: "
+        "the committed pipeline.yaml installed with kfp_tabular, which has no storage wiring -- compile one with "
+        "``kfp-tabular compile --storage-secret ... --output ...`` when the tasks need S3/MinIO keys.",
+        "",
+    )
     local_output_dir: str = param(
         "``local`` mode: run_local's output directory (its ``production/`` record is the model serving, and a "
         "blessed retrained model is promoted there).",
@@ -82,7 +88,7 @@ class RetrainRequest:
             raise ConfigError(
                 f"lineage_uri: expected a local path or URL of a lineage record, got {self.lineage_uri!r}"
             )
-        for name in ("labels_uri", "kfp_host", "kfp_namespace", "local_output_dir"):
+        for name in ("labels_uri", "kfp_host", "kfp_namespace", "local_output_dir", "training_package"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name}: expected a string, got {getattr(self, name)!r}")
         if not isinstance(self.experiment_name, str) or not self.experiment_name.strip():

@@ -267,3 +267,31 @@ def test_training_parameters_the_training_pipeline_refuses_fail_before_anything_
                 outcome_path=str(tmp_path / "outcome"),
             )
         assert api.requests == []
+
+
+def test_a_training_package_of_your_own_is_submitted_with_its_storage_wiring(tmp_path, monkeypatch):
+    from kfp_tabular.pipelines.cli import compile_pipeline
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    package = compile_pipeline(tmp_path / "training-s3.yaml", storage_secret="kfp-tabular-storage")
+    with FakeKfpApi() as api:
+        request = RetrainRequest(
+            lineage_uri=str(_record(tmp_path)),
+            labels_uri=str(_labels(tmp_path)),
+            kfp_host=api.host,
+            training_package=str(package),
+        )
+        result = core.retrain(
+            request,
+            decision_path=str(_decision(tmp_path, retrain=True)),
+            served_data_path=str(_served(tmp_path)),
+            retrain_data_path=str(tmp_path / "retrain_data"),
+            retrain_data_uri="minio://mlpipeline/v2/artifacts/retrain_data",
+            outcome_path=str(tmp_path / "outcome"),
+        )
+        (body,) = api.bodies("POST", "/runs")
+    assert result.action == "submitted"
+    executors = body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["exec-ingest"]["secretAsEnv"][0]["secretName"] == "kfp-tabular-storage"
+    with pytest.raises(ConfigError, match="training_package: .*absent.yaml is not a file"):
+        core.training_package(RetrainRequest(lineage_uri="l", training_package=str(tmp_path / "absent.yaml")), "")
