@@ -164,6 +164,13 @@ def join_labels(served, labels, label_column: str, labels_uri: str) -> tuple[Any
     served[EVENT_ID] = served[EVENT_ID].astype(str)
     if INSTANCE in keys:
         served[INSTANCE] = served[INSTANCE].astype("int64")
+    reused = served.duplicated(keys)
+    if reused.any():
+        key = served.loc[reused, keys].iloc[0].tolist()
+        raise DataError(
+            f"served rows: {dict(zip(keys, key))} occurs more than once in the window (a client reused a Ce-Id): "
+            "its labels cannot be told apart"
+        )
     joined = served.merge(labels, on=keys, how="inner", validate="one_to_one")
     joined = joined[joined[label_column].notna()]
     counts = {"served": len(served), "labelled": len(joined), "unlabelled": len(served) - len(joined)}

@@ -127,6 +127,13 @@ def test_a_row_labelled_twice_or_a_missing_label_column_is_named(tmp_path):
         core.join_labels(served, labels.drop(columns=["churned"]), "churned", "labels.csv")
 
 
+def test_a_reused_event_id_in_the_served_rows_is_named(tmp_path):
+    served = pd.read_parquet(_served(tmp_path))
+    served = pd.concat([served, served.head(1)])
+    with pytest.raises(DataError, match=r"\{'event_id': 'ev-0', 'instance': 0\} occurs more than once in the window"):
+        core.join_labels(served, pd.read_csv(_labels(tmp_path)), "churned", "labels.csv")
+
+
 def test_mode_auto_is_cluster_in_a_kfp_pod_or_with_a_host_else_local():
     request = RetrainRequest(lineage_uri="l.json")
     assert core.choose_mode(request, {})[0] == "local"
