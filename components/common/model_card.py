@@ -67,12 +67,8 @@ def schema_features(schema_uri: str) -> list[dict[str, Any]]:
             values = ", ".join(list(feature.string_domain.value)[:8]) + (
                 " ..." if len(feature.string_domain.value) > 8 else ""
             )
-        elif domain == "int_domain" and (feature.int_domain.HasField("min") or feature.int_domain.HasField("max")):
-            values = f"[{feature.int_domain.min}, {feature.int_domain.max}]"
-        elif domain == "float_domain" and (
-            feature.float_domain.HasField("min") or feature.float_domain.HasField("max")
-        ):
-            values = f"[{feature.float_domain.min:g}, {feature.float_domain.max:g}]"
+        elif domain in ("int_domain", "float_domain"):
+            values = _bounds(getattr(feature, domain))
         for inline in schema.string_domain:
             if domain == "domain" and inline.name == feature.domain:
                 values = ", ".join(list(inline.value)[:8]) + (" ..." if len(inline.value) > 8 else "")
@@ -87,12 +83,29 @@ def schema_features(schema_uri: str) -> list[dict[str, Any]]:
     return features
 
 
+def _bounds(domain: Any) -> str:
+    """Return a numeric domain's bounds as an interval; an absent bound is open (protobuf reads it as 0)."""
+    low = f"{domain.min:g}" if domain.HasField("min") else ""
+    high = f"{domain.max:g}" if domain.HasField("max") else ""
+    if low and high:
+        return f"[{low}, {high}]"
+    return f">= {low}" if low else f"<= {high}" if high else ""
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if value is None or value == "":
         return "-"
     return str(value)
+
+
+def _rows(meta: dict) -> str:
+    """Return the train split's rows, and how many were fitted when train sampled (metadata.json)."""
+    split, fitted = meta.get("source_rows"), meta.get("train_rows")
+    if split is None:
+        return _fmt(fitted)
+    return _fmt(split) if fitted in (None, split) else f"{split} ({fitted} fitted)"
 
 
 def _threshold_rows(record: Any) -> list[tuple[str, str, str, str, str]]:
@@ -142,14 +155,9 @@ def _sections(
             "training data",
             record.training_data.get("uri") or "-",
             record.training_data.get("hash") or "-",
-            _fmt(meta.get("train_rows")),
+            _rows(meta),
         ),
-        (
-            "source data",
-            record.source_data.get("uri") or "-",
-            record.source_data.get("hash") or "-",
-            _fmt(meta.get("source_rows")),
-        ),
+        ("source data", record.source_data.get("uri") or "-", record.source_data.get("hash") or "-", "-"),
     ]
     lines = [f"statistics: {record.statistics_uri}", f"schema: {record.schema_uri}"]
     sections.append(("Data", lines, [("data", "URI", "sha256", "rows"), *data]))

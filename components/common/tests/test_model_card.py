@@ -44,7 +44,9 @@ FEATURES = [{"name": "tenure", "type": "INT", "min_fraction": 1.0, "values": "[0
 
 
 def test_markdown_has_every_section_with_the_record_s_values():
-    text = model_card.to_markdown(record(), SERVING, FEATURES, {"train_rows": 800, "estimator": "hist"})
+    text = model_card.to_markdown(
+        record(), SERVING, FEATURES, {"source_rows": 1000, "train_rows": 800, "estimator": "hist"}
+    )
     sections = re.findall(r"^## (.+)$", text, flags=re.M)
     assert sections == [
         "Where it serves",
@@ -58,7 +60,7 @@ def test_markdown_has_every_section_with_the_record_s_values():
     ]
     for line in (
         "| InferenceService | kfp-tabular/churn-classifier |",
-        f"| training data | s3://runs/1/train_data | {'b' * 64} | 800 |",
+        f"| training data | s3://runs/1/train_data | {'b' * 64} | 1000 (800 fitted) |",
         "| tenure | INT | 1 | [0, 72] |",
         "| roc_auc | 0.85 | 0.7 | 0.83 | pass |",
         "| accuracy | 0.8 | 0.9 | - | FAIL |",
@@ -91,3 +93,27 @@ def test_write_writes_both_files(tmp_path):
     model_card.write(record(), tmp_path / "card.md", tmp_path / "card.html", SERVING)
     assert (tmp_path / "card.md").read_text().startswith("# Model card: churned classification model aaaaaaaa")
     assert "<h2>Run</h2>" in (tmp_path / "card.html").read_text()
+
+
+def test_schema_features_show_open_bounds_as_open(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(
+        """
+feature { name: "calls" type: INT int_domain { min: 0 } presence { min_fraction: 1.0 } }
+feature { name: "age" type: FLOAT float_domain { min: 18 max: 120 } presence { min_fraction: 0.9 } }
+feature { name: "plan" type: BYTES domain: "plan" }
+string_domain { name: "plan" value: "basic" value: "pro" }
+"""
+    )
+    assert model_card.schema_features(str(schema)) == [
+        {"name": "calls", "type": "INT", "min_fraction": 1.0, "values": ">= 0"},
+        {"name": "age", "type": "FLOAT", "min_fraction": 0.9, "values": "[18, 120]"},
+        {"name": "plan", "type": "BYTES", "min_fraction": None, "values": "basic, pro"},
+    ]
+    schema.write_text("feature { nonsense }")
+    import pytest
+
+    from kfp_tabular.components.common.errors import DataError
+
+    with pytest.raises(DataError, match="schema.pbtxt: schema cannot be read"):
+        model_card.schema_features(str(schema))
