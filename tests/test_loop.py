@@ -95,3 +95,17 @@ def test_a_model_retrained_on_true_labels_beats_the_serving_one_and_is_staged_wi
     assert record.baseline_model is not None
     assert record.baseline_model["uri"] == lineage.read(results["good"]["lineage_uri"]).model_uri
     assert record.training_data["uri"] and record.metrics["roc_auc"] == blessing["metrics"]["roc_auc"]
+
+
+def test_a_production_record_without_a_lineage_file_gets_one_built_from_its_run(loop, tmp_path):
+    """Production records promoted before run_local wrote lineage.json: the monitor's record is built from the run."""
+    from kfp_tabular.pipelines.monitoring.monitor_and_retrain import run_local as monitoring
+
+    output_dir, _, _ = loop
+    written = lineage.read(monitoring.production_lineage(output_dir)[0])
+    entry = json.loads((output_dir / "production" / "current.json").read_text())
+    built = lineage.read(monitoring._build_lineage(output_dir, entry, output_dir / "runs" / entry["run"]))
+    for field in ("model_sha256", "task", "label_column", "classes", "metrics", "prediction_distribution"):
+        assert getattr(built, field) == getattr(written, field), field
+    assert built.training_data["hash"] == written.training_data["hash"]
+    assert built.baseline_model["uri"] == written.baseline_model["uri"]
