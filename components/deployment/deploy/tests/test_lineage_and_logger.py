@@ -192,12 +192,12 @@ def test_a_model_that_is_not_blessed_gets_a_record_and_a_card_that_say_so(tmp_pa
 
 
 def test_publishing_puts_the_record_beside_the_model_once_per_run(tmp_path, moto_s3):
-    _s3(moto_s3).mkdir("published-models")
+    _s3(moto_s3).mkdir("lineage-models")
     model = make_model_dir(tmp_path / "model", os.urandom(64), META)
     blessing = write_blessing(tmp_path / "blessing.json", model)
     digest = hashlib.sha256((model / "model.joblib").read_bytes()).hexdigest()[:16]
     for run in ("run-1", "run-2"):
-        request = DeployRequest(publish_uri="s3://published-models/churn", s3_endpoint_url=moto_s3, run_id=run)
+        request = DeployRequest(publish_uri="s3://lineage-models/churn", s3_endpoint_url=moto_s3, run_id=run)
         result = core.deploy_action(
             request,
             blessing_path=str(blessing),
@@ -206,21 +206,21 @@ def test_publishing_puts_the_record_beside_the_model_once_per_run(tmp_path, moto
             status_path=str(tmp_path / run / "status"),
             lineage_inputs=_inputs(tmp_path / run),
         )
-        assert result["lineage_uri"] == f"s3://published-models/churn/lineage/{digest}/{run}.json"
+        assert result["lineage_uri"] == f"s3://lineage-models/churn/lineage/{digest}/{run}.json"
     fs = _s3(moto_s3)
     fs.invalidate_cache()
     # The versioned model directory keeps its files only; the records are outside it, one per run.
-    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"published-models/churn/{digest}")) == [
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"lineage-models/churn/{digest}")) == [
         "metadata.json",
         "model.joblib",
     ]
-    assert len(fs.find(f"published-models/churn/lineage/{digest}")) == 2
-    data = json.loads(fs.cat_file(f"published-models/churn/lineage/{digest}/run-2.json"))
-    assert data["storage_uri"] == f"s3://published-models/churn/{digest}" and data["run"]["id"] == "run-2"
+    assert len(fs.find(f"lineage-models/churn/lineage/{digest}")) == 2
+    data = json.loads(fs.cat_file(f"lineage-models/churn/lineage/{digest}/run-2.json"))
+    assert data["storage_uri"] == f"s3://lineage-models/churn/{digest}" and data["run"]["id"] == "run-2"
 
     # Immutable: the same record again is a no-op, another one under the same name is refused.
     record = lineage.read(tmp_path / "run-2" / "out" / "lineage")
-    assert publish_record(record, "s3://published-models/churn", s3_endpoint_url=moto_s3).endswith("run-2.json")
+    assert publish_record(record, "s3://lineage-models/churn", s3_endpoint_url=moto_s3).endswith("run-2.json")
     other = lineage.LineageRecord(**{**record.as_dict(), "created_at": "2020-01-01T00:00:00+00:00"})
     with pytest.raises(ConfigError, match="^publish_uri: .* already holds another lineage record"):
-        publish_record(other, "s3://published-models/churn", s3_endpoint_url=moto_s3)
+        publish_record(other, "s3://lineage-models/churn", s3_endpoint_url=moto_s3)
