@@ -175,14 +175,8 @@ def cluster_lineage(args: argparse.Namespace) -> list[dict]:
         ConfigError, DeployError: The cluster cannot be reached or the InferenceService does not exist.
         DataError: A predictor lacks the annotations, or its record is missing, malformed or about another model.
     """
-    from kfp_tabular.components.common import lineage
-    from kfp_tabular.components.common.errors import ConfigError, DataError
+    from kfp_tabular.components.common.errors import ConfigError
     from kfp_tabular.components.deployment.kserve.client import load_api_client, require
-    from kfp_tabular.components.deployment.kserve.isvc import (
-        LINEAGE_URI_ANNOTATION,
-        MODEL_SHA_ANNOTATION,
-        PREDICTOR_ANNOTATION_KEYS_WE_OWN,
-    )
     from kfp_tabular.components.deployment.kserve.request import check_name, check_namespace
     from kfp_tabular.pipelines.rollout.cli import _as_flag_error
 
@@ -197,7 +191,29 @@ def cluster_lineage(args: argparse.Namespace) -> list[dict]:
         obj = require(api, args.namespace, args.name)
     finally:
         api.close()
-    where = f"InferenceService {args.namespace}/{args.name}"
+    return served_lineage(obj, args.pvc_root)
+
+
+def served_lineage(obj: dict, pvc_root: str = "") -> list[dict]:
+    """Return each model an InferenceService object serves with its annotations and lineage record.
+
+    The monitoring side's entry point: ``[{"role": "stable"|"canary", "revision", "traffic", "annotations",
+    "lineage_uri", "record"}, ...]``, stable first.
+
+    Raises:
+        DataError: A predictor lacks the lineage-uri annotation, or its record is missing, malformed or about
+            another model than the predictor's model-sha256 annotation names.
+    """
+    from kfp_tabular.components.common import lineage
+    from kfp_tabular.components.common.errors import DataError
+    from kfp_tabular.components.deployment.kserve.isvc import (
+        LINEAGE_URI_ANNOTATION,
+        MODEL_SHA_ANNOTATION,
+        PREDICTOR_ANNOTATION_KEYS_WE_OWN,
+        ns_name,
+    )
+
+    where = f"InferenceService {ns_name(obj)}"
     served = []
     for entry in served_predictors(obj):
         annotations = (entry["predictor"].get("annotations") or {}) if isinstance(entry["predictor"], dict) else {}
@@ -208,7 +224,7 @@ def cluster_lineage(args: argparse.Namespace) -> list[dict]:
                 f"{where}: the {entry['role']} predictor has no {LINEAGE_URI_ANNOTATION} annotation (deployed "
                 "before lineage was recorded, or not by kfp-tabular's deploy step): its lineage is unknown"
             )
-        record = lineage.read(_readable(uri, args.pvc_root))
+        record = lineage.read(_readable(uri, pvc_root))
         sha = ours[MODEL_SHA_ANNOTATION]
         if sha and sha != record.model_sha256:
             raise DataError(
