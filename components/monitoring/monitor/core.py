@@ -348,7 +348,13 @@ def _reasons(result: MonitorResult, request: MonitorRequest) -> tuple[bool, list
         f"no feature skewed or drifted past its threshold ({len(result.skew)} skew, {len(result.drift)} drift checks)"
     ]
     if p is not None:
-        why.append(f"predictions within {p.threshold:g} of the evaluation's (JS distance {p.distance:.3f})")
+        if p.distance <= p.threshold:
+            why.append(f"predictions within {p.threshold:g} of the evaluation's (JS distance {p.distance:.3f})")
+        else:
+            why.append(
+                f"predictions' JS distance {p.distance:.3f} from the evaluation's is above {p.threshold:g} but within "
+                f"sampling noise (bound {p.noise_bound:.3f} at n {p.n_served:,} vs {p.n_eval:,})"
+            )
     for name, c in (result.performance or {}).get("compared", {}).items():
         why.append(f"estimated {name} {c['estimated']:.3f} >= {c['floor']:.3f}")
     return False, why

@@ -299,3 +299,27 @@ def test_the_html_report_renders_offline_in_a_browser_with_its_charts(deployed, 
     assert kinds["histogram"] == 1 + 4 and kinds["bars"] >= 7
     assert all(f'data-feature="{f}"' in rendered.dom for f in FEATURES)
     assert not browser.is_blank(browser.screenshot_dir() / "monitor-report.png")
+
+
+def test_no_retrain_reason_says_when_prediction_drift_is_above_the_threshold_but_within_noise(tmp_path) -> None:
+    """The wording follows the numbers: 'within 0.1' only when the distance is; otherwise 'within sampling noise'."""
+    from kfp_tabular.components.monitoring.monitor.core import MonitorResult, PredictionDrift, _reasons
+    from kfp_tabular.components.monitoring.monitor.request import MonitorRequest
+
+    def result(distance: float) -> MonitorResult:
+        prediction = PredictionDrift(
+            "score", "binary", [0.5, 1.0], [300, 300], [0.5, 0.5], distance, 0.1, 0.15, 600, 800, False
+        )
+        window = {"start": "2026-11-30T00:00:00+00:00", "end": "2026-11-30T01:00:00+00:00"}
+        return MonitorResult(
+            False, [], window, {}, 600, 0, 200, "0" * 64, "l", "s", "classification", prediction=prediction
+        )
+
+    request = MonitorRequest(served_data_uri=str(tmp_path), lineage_uri=str(tmp_path / "lineage.json"))
+    _, within = _reasons(result(0.08), request)
+    assert "predictions within 0.1 of the evaluation's (JS distance 0.080)" in within
+    _, noisy = _reasons(result(0.12), request)
+    assert not any("within 0.1" in line for line in noisy)
+    assert any(
+        "0.120 from the evaluation's is above 0.1 but within sampling noise (bound 0.150" in line for line in noisy
+    )
