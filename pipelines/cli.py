@@ -115,6 +115,7 @@ def _cmd_run_local(args: argparse.Namespace) -> int:
         use_production_baseline=not args.no_baseline,
         runner=args.runner,
         console="verbose" if args.verbose else "tasks",
+        warm=False if args.no_warm else None,
         **params,
     )
     print(format_summary(summary))
@@ -194,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--output-dir", default="local_outputs")
     p.add_argument("--no-baseline", action="store_true", help="ignore the local production model")
+    p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="a fresh interpreter per task, started when the task starts (as KFP_TABULAR_WARM=0)",
+    )
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="any pipeline parameter")
     p.add_argument("--summary-json", default="", help="also write the run summary as JSON here")
     p.add_argument(

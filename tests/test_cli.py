@@ -149,3 +149,24 @@ def test_rollout_help_imports_only_light_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert "--prometheus-url" in out.stdout and "--max-prediction-drift" in out.stdout, out
     assert "HEAVY []" in out.stdout, out.stdout[-500:]
+
+
+@pytest.mark.parametrize("flags, warm", [((), None), (("--no-warm",), False)])
+def test_run_local_no_warm_flag_reaches_run_local(monkeypatch, flags, warm):
+    """``--no-warm`` asks run_local for a fresh interpreter per task; without it run_local decides (the env)."""
+    from kfp_tabular.pipelines import cli as cli_module
+    from kfp_tabular.pipelines.training.train_and_deploy import run_local as run_local_module
+
+    seen = {}
+
+    class Summary:
+        succeeded = True
+
+    def fake_run_local(**kwargs):
+        seen.update(kwargs)
+        return Summary()
+
+    monkeypatch.setattr(run_local_module, "run_local", fake_run_local)
+    monkeypatch.setattr(run_local_module, "format_summary", lambda summary: "summary")
+    assert cli_module.main(["run-local", "--rows", "100", *flags]) == 0
+    assert seen["warm"] is warm and seen["rows"] == 100
