@@ -36,6 +36,7 @@ from kfp_tabular.components.common import lineage as lineages
 from kfp_tabular.components.common.artifacts import atomic_path, read_json, write_json
 from kfp_tabular.components.common.decisions import Decision
 from kfp_tabular.components.common.errors import ConfigError, DataError
+from kfp_tabular.components.monitoring.collector.rows import RESERVED
 from kfp_tabular.components.monitoring.retrain.request import EVENT_ID, INSTANCE, RetrainRequest
 
 logger = logging.getLogger(__name__)
@@ -45,19 +46,8 @@ STEP = "retrain"
 DATA_FILE = "data.parquet"
 #: The training pipeline compiled and committed beside its pipeline.py, installed with this package.
 TRAINING_PACKAGE = "kfp_tabular.pipelines.training.train_and_deploy"
-#: Collector columns that are not features (the collector's ``rows.RESERVED``, plus what the monitor adds).
-NOT_FEATURES = (
-    "prediction",
-    "score",
-    "model_name",
-    "model_sha256",
-    "event_id",
-    "instance",
-    "time",
-    "inference_service",
-    "namespace",
-    "endpoint",
-)
+#: Collector columns that are not features: the collector's own (``collector.rows.RESERVED``, the one list).
+NOT_FEATURES = RESERVED
 #: A multi-user KFP's token for the pipeline's own ServiceAccount (kfp.client.ServiceAccountTokenVolumeCredentials).
 KFP_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
