@@ -13,6 +13,11 @@
 6. The window retrained on its true labels: the candidate is blessed against the model serving and promoted
    (staged) in the local production record; the deploy step rendered its InferenceService.
 7. The new production model's lineage (``kfp-tabular lineage --local`` when available, else the record).
+8. The blessed model staged as a canary on issue 12's local rig (``pipelines/rollout``): a second model server
+   serves it (``--logger_url`` to the same collector), Debian's nginx splits between the serving model (stable)
+   and it (canary) at 10% (``rollout_strategy=manual``'s first step: a person or the canary rollout promotes), a
+   bounded burst of requests goes through nginx (``rollout.load``), and the ``X-Served-By`` counts and the
+   collector's rows per ``model_sha256`` show both answered. No Prometheus here (``make rollout-demo`` judges).
 
 ``python -m kfp_tabular.pipelines.monitoring.loop_demo --output-dir DIR [--rows N]``: DIR holds run_local's
 production record (``make loop-demo`` gives a fresh one each time, so the first model is trained on the bundled data
@@ -37,6 +42,8 @@ from typing import Any
 
 BATCH = 25  # instances per request
 LABEL = "churned"
+CANARY_PERCENT = 10
+CANARY_BURST = {"rate": 40.0, "duration": 6.0, "batch": 4, "threads": 8}  # ~240 requests of 4 rows through nginx
 
 
 def log(message: str = "") -> None:
@@ -116,9 +123,12 @@ class ModelServer:
     """Our model server (serve env) on a free port, with ``--logger_url`` to the collector."""
 
     def __init__(self, model_dir: str, logger_url: str, log_path: Path, model_name: str = "churn-classifier"):
+        from kfp_tabular.components.common.artifacts import sha256_file
+        from kfp_tabular.components.common.model_dir import find_model_file
         from kfp_tabular.components.monitoring.collector.launch import free_port, serve_python
 
-        self.port, self.model_name = free_port(), model_name
+        self.port, self.model_name, self.model_dir = free_port(), model_name, Path(model_dir)
+        self.sha256 = sha256_file(find_model_file(self.model_dir))  # the file it loads (the splitter's selector)
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             serve_python(),
@@ -135,6 +145,7 @@ class ModelServer:
             "--logger_url",
             logger_url,
         ]
+        self.log_path = Path(log_path)
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
 
@@ -230,8 +241,95 @@ def print_lineage(output_dir: Path) -> None:
     log(f"  run: {record.get('run')}")
 
 
-def demo(output_dir: Path, rows: int = 4000, traffic_rows: int = 600, seed: int = 7) -> dict[str, Any]:
-    """Run the loop; return what each monitoring run decided and did (for tests)."""
+def stage_canary(
+    work: Path, collector_url: str, sink: Path, stable, canary_model_dir: str, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Stage ``canary_model_dir`` as a 10% canary beside the ``stable`` server; return what the burst showed.
+
+    ``stable`` is the demo's running :class:`ModelServer`. A second model server (``rollout.rig.model_server``,
+    same name and flags, ``--logger_url`` to the same collector) serves the canary; ``rollout.rig.splitter``
+    (nginx) splits between them at ``CANARY_PERCENT``; ``rollout.load.replay`` sends ``CANARY_BURST`` of
+    ``rows`` (V1 records) through nginx. Returns the ``X-Served-By`` counts, both servers' sha256 and the
+    collector's rows of the burst per ``model_sha256``.
+    """
+    from kfp_tabular.components.monitoring.collector import read_window
+    from kfp_tabular.pipelines.rollout import rig
+    from kfp_tabular.pipelines.rollout.load import replay
+
+    began = time.monotonic()
+    stable_server = rig.ModelServer(stable.model_dir, stable.model_name, stable.port, stable.sha256, stable.log_path)
+    flags = ["--predict_proba", "true", "--logger_url", collector_url]
+    with rig.model_server(work / "canary", canary_model_dir, model_name=stable.model_name, extra_args=flags) as canary:
+        with rig.splitter(work / "nginx", stable_server, canary) as backend:
+            backend.set_canary_percent(CANARY_PERCENT)
+            log(f"nginx {backend.url}: {backend.history[-1]}")
+            start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+            counts = replay(backend.url, canary.predict_path(), rows, **CANARY_BURST)
+        ok_rows = sum(counts.role(role)["ok"] for role in ("stable", "canary")) * CANARY_BURST["batch"]
+        deadline, by_sha = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:  # both servers still up: their logger queues drain, the collector rolls
+            shas = read_window(str(sink), start=start, columns=["model_sha256"]).column("model_sha256").to_pylist()
+            by_sha = {sha: shas.count(sha) for sha in sorted(set(shas), key=str)}
+            if sum(by_sha.values()) >= ok_rows:
+                break
+            time.sleep(0.5)
+    answers = {role: counts.total(role) for role in counts.by_role}
+    return {
+        "percent": CANARY_PERCENT,
+        "splitter": backend.description,
+        "answers": answers,
+        "outcomes": counts.by_role,
+        "sent": counts.sent,
+        "skipped": counts.skipped,
+        "errors": counts.errors,
+        "stable_sha256": stable_server.sha256,
+        "canary_sha256": canary.sha256,
+        "collector_rows_by_sha256": by_sha,
+        "expected_rows": ok_rows,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+
+
+def canary_ok(staged: dict[str, Any] | None) -> bool:
+    """Return True when stable and canary (two models) both answered, all ok, and the collector saw both models."""
+    if not staged:
+        return False
+    answers = staged["answers"]
+    all_ok = all(set(outcomes) == {"ok"} for outcomes in staged["outcomes"].values())
+    shas = {staged["stable_sha256"], staged["canary_sha256"]}
+    both = len(shas) == 2 and shas <= set(staged["collector_rows_by_sha256"])
+    return set(answers) == {"stable", "canary"} and all_ok and both
+
+
+def format_canary(staged: dict[str, Any]) -> str:
+    """Return the lines of step 8: the split's answers and the collector's rows per model."""
+    answers = staged["answers"]
+    total = sum(answers.values()) or 1
+    names = {staged["stable_sha256"]: "stable", staged["canary_sha256"]: "canary"}
+    lines = [
+        f"{staged['splitter']}, canary {staged['percent']}% (staged, burst and rows read in {staged['seconds']} s)",
+        f"burst: {staged['sent']} requests sent ({CANARY_BURST['batch']} rows each, skipped {staged['skipped']}); "
+        "X-Served-By: "
+        + ", ".join(
+            f"{role} {n} ({100 * n / total:.1f}%, ok {staged['outcomes'].get(role, {}).get('ok', 0)})"
+            for role, n in sorted(answers.items())
+        ),
+        f"collector rows of the burst by model_sha256 (expected {staged['expected_rows']}): "
+        + ", ".join(
+            f"{sha[:16]}... ({names.get(sha, 'unknown')}) {n}" for sha, n in staged["collector_rows_by_sha256"].items()
+        ),
+    ]
+    lines += [f"error: {e}" for e in staged["errors"][:5]]
+    return "\n".join(lines)
+
+
+def demo(
+    output_dir: Path, rows: int = 4000, traffic_rows: int = 600, seed: int = 7, canary: bool = True
+) -> dict[str, Any]:
+    """Run the loop; return what each monitoring run decided and did (for tests).
+
+    ``canary=False`` skips step 8 (it needs Debian's nginx); ``results["canary"]`` is then absent.
+    """
     from kfp_tabular.components.monitoring.collector.launch import CollectorProcess
     from kfp_tabular.pipelines.monitoring.monitor_and_retrain.run_local import format_summary, run_monitoring_local
 
@@ -298,13 +396,30 @@ def demo(output_dir: Path, rows: int = 4000, traffic_rows: int = 600, seed: int 
         manifest = Path(good.outcome.get("run", {}).get("dir", "")) / "deploy-model" / "manifest"
         if manifest.is_file():
             log(f"deploy rendered the InferenceService: {manifest}")
+
+        log("== 7. lineage of the model now in local production")
+        print_lineage(output_dir)
+
+        if not canary:
+            log("== 8. canary staging skipped (canary=False)")
+        elif good.outcome.get("promoted_to"):
+            from kfp_tabular.pipelines.training.train_and_deploy.run_local import ProductionRegistry
+
+            new = ProductionRegistry(output_dir).current()
+            log(
+                f"== 8. staged as a canary ({CANARY_PERCENT}%): model server for {new['model_sha256'][:16]}... "
+                "(--logger_url to the same collector) + nginx splitting with the serving one"
+            )
+            burst_rows = traffic(200, seed + 2, drifted=True).drop(columns=[LABEL])
+            records = [{c: _json_value(v) for c, v in row.items()} for row in burst_rows.to_dict("records")]
+            results["canary"] = stage_canary(work, collector.url, sink, server, new["model_dir"], records)
+            log(format_canary(results["canary"]))
+        else:
+            log("== 8. no canary staged: the true-labels retrain was not promoted")
     finally:
         if server is not None:
             server.stop()
         collector.stop()
-
-    log("== 7. lineage of the model now in local production")
-    print_lineage(output_dir)
     return results
 
 
@@ -322,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         results.get("normal", {}).get("decision", {}).get("retrain") is False
         and results.get("bad", {}).get("outcome", {}).get("blessed") is False
         and bool(results.get("good", {}).get("outcome", {}).get("promoted_to"))
+        and canary_ok(results.get("canary"))
     )
     log(
         f"\nloop demo: {'OK' if ok else 'NOT AS EXPECTED'} "
