@@ -4,8 +4,10 @@ Real processes: the collector and our model server (serve env) with ``--logger_u
 with kfp.local; its retrain trigger running the training pipeline with kfp.local (run_local) against the local
 production record. Traffic like the training data -> no retrain; drifted traffic -> retrain naming the drifted
 features; retrained on shuffled labels -> not blessed, production unchanged; on its true labels -> blessed against
-the model serving and promoted (staged) with the InferenceService rendered; the new model's lineage names the old
-one as its baseline. (The collector under bad events and concurrent load: components/monitoring/collector/tests.)
+the model serving and promoted (staged) with the InferenceService rendered, then staged as a 10% canary behind
+Debian's nginx (issue 12's local rig: a second model server, the same collector) where a bounded burst is answered
+by both; the new model's lineage names the old one as its baseline. (The collector under bad events and
+concurrent load: components/monitoring/collector/tests.)
 """
 
 from __future__ import annotations
@@ -23,11 +25,21 @@ from kfp_tabular.components.monitoring.collector.launch import serve_python
 pytestmark = [pytest.mark.serve, pytest.mark.slow]
 
 
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _nginx() -> bool:
+    from kfp_tabular.components.deployment.rollout.local import NGINX_BINARY
+
+    return os.access(NGINX_BINARY, os.X_OK)
+
+
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     if serve_python() == sys.executable:  # neither .venv-serve nor $KFP_TABULAR_SERVE_PYTHON
         reason = "serve environment missing: .venv-serve (make serve-env)"
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        if _ci():
             pytest.fail(f"CI is set and the {reason}", pytrace=False)
         pytest.skip(reason)
     from kfp_tabular.pipelines.monitoring import loop_demo
@@ -35,7 +47,7 @@ def loop(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("loop")
     loop_demo.ensure_production(output_dir, rows=2000)
     first = json.loads((output_dir / "production" / "current.json").read_text())
-    results = loop_demo.demo(output_dir, traffic_rows=500, seed=11)
+    results = loop_demo.demo(output_dir, traffic_rows=500, seed=11, canary=_nginx())
     return output_dir, first, results
 
 
@@ -95,6 +107,33 @@ def test_a_model_retrained_on_true_labels_beats_the_serving_one_and_is_staged_wi
     assert record.baseline_model is not None
     assert record.baseline_model["uri"] == lineage.read(results["good"]["lineage_uri"]).model_uri
     assert record.training_data["uri"] and record.metrics["roc_auc"] == blessing["metrics"]["roc_auc"]
+
+
+def test_the_blessed_model_is_staged_as_a_10_percent_canary_beside_the_serving_one(loop):
+    """Step 8: nginx at 10% between the old production model (stable) and the blessed one (canary)."""
+    output_dir, first, results = loop
+    if "canary" not in results:
+        reason = "nginx missing (make rollout-deps): the canary was not staged"
+        if _ci():
+            pytest.fail(f"CI is set and {reason}", pytrace=False)
+        pytest.skip(reason)
+    staged = results["canary"]
+    current = json.loads((output_dir / "production" / "current.json").read_text())
+    assert staged["stable_sha256"] == first["model_sha256"], "the stable is the model that was serving"
+    assert staged["canary_sha256"] == current["model_sha256"] != first["model_sha256"], "the canary is the new one"
+    assert staged["percent"] == 10
+    assert set(staged["outcomes"]) == {"stable", "canary"}, staged  # no answer without X-Served-By
+    for role, outcomes in staged["outcomes"].items():
+        assert set(outcomes) == {"ok"}, (role, outcomes, staged["errors"])
+    answers = staged["answers"]
+    total = answers["stable"] + answers["canary"]
+    assert total >= 150 and total == staged["sent"], staged
+    assert 0.03 <= answers["canary"] / total <= 0.2, answers  # 10% of ~240: binomial sd ~2 points
+    rows = staged["collector_rows_by_sha256"]
+    assert set(rows) == {first["model_sha256"], current["model_sha256"]}, rows
+    batch = staged["expected_rows"] // total
+    assert rows[first["model_sha256"]] == batch * answers["stable"], (rows, answers)
+    assert rows[current["model_sha256"]] == batch * answers["canary"], (rows, answers)
 
 
 def test_a_production_record_without_a_lineage_file_gets_one_built_from_its_run(loop, tmp_path):
