@@ -118,7 +118,7 @@ rollout-demo: env serve-env rollout-deps ## canary rollouts on 127.0.0.1: good p
 
 # --- the production loop: served traffic -> monitor -> retrain -> gated, staged model (docs/monitoring.md) ------------
 .PHONY: loop-demo
-loop-demo: env serve-env ## the loop on 127.0.0.1 in a fresh directory: a production model served to the collector, normal then drifted traffic, monitoring pipeline (kfp.local) retrains; a shuffled-labels model is not deployed; lineage printed
+loop-demo: env serve-env rollout-deps ## the loop on 127.0.0.1 in a fresh directory: a production model served to the collector, normal then drifted traffic, monitoring pipeline (kfp.local) retrains; a shuffled-labels model is not deployed; the blessed one staged as a 10% canary behind nginx; lineage printed
 	$(PY) -m kfp_tabular.pipelines.monitoring.loop_demo --output-dir $(OUTPUTS)/loop-demo/$$(date -u +%Y%m%dT%H%M%SZ)
 
 # --- containers: podman from Debian's archive, settings in components/common/containers/containers.conf ------
