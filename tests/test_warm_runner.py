@@ -239,6 +239,7 @@ def test_the_switch(monkeypatch):
 _VOLATILE = [
     (re.compile(r"kfp-tabular-train-and-deploy-[\d-]+"), "RUN"),
     (re.compile(r'"created_at": "[^"]+"'), '"created_at": "T"'),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?"), "T"),  # the lineage record's, the card's
     (re.compile(r"\d+(\.\d+)? GB"), "N GB"),
     (re.compile(r'"(memory_limit_bytes|available_bytes)": \d+'), r'"\1": N'),
 ]
@@ -246,6 +247,8 @@ _VOLATILE = [
 
 def artifact_files(run_dir: Path, root: Path) -> dict[str, bytes]:
     files = {}
+    # The run's id (KFP's PIPELINE_JOB_ID placeholder, random per run) is in deploy's lineage record, annotations, card.
+    run_id = json.loads((run_dir / "deploy-model" / "lineage").read_text())["run"]["id"]
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
         if path.is_file() and relative.parts[0] != "logs":
@@ -255,6 +258,7 @@ def artifact_files(run_dir: Path, root: Path) -> dict[str, bytes]:
             except UnicodeDecodeError:
                 files[str(relative)] = data  # statistics, models: byte for byte
                 continue
+            text = text.replace(run_id, "RUNID")
             for pattern, replacement in _VOLATILE:
                 text = pattern.sub(replacement, text)
             files[str(relative)] = text.encode()
