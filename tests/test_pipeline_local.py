@@ -54,6 +54,8 @@ def test_default_data_runs_end_to_end_to_a_rendered_inference_service(first_run)
     assert summary.promoted_to and Path(summary.promoted_to, "model", "model.joblib").exists()
     text = format_summary(summary)
     assert "SUCCEEDED" in text and "BLESSED" in text and str(model_dir) in text
+    for name in ("deploy-model/analysis_report", "deploy-model/lineage", "deploy-model/model_card_html"):
+        assert f"  {name:<28} {summary.artifacts[name]}" in text and Path(summary.artifacts[name]).exists(), name
     assert [t["name"] for t in summary.tasks] == ["ingest", "validate-data", "train", "evaluate", "deploy-model"]
     for task in summary.tasks:
         assert task["status"] == "SUCCESS" and task["seconds"] > 0 and task["peak_rss_mb"] > 0, task
