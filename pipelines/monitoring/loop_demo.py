@@ -28,6 +28,7 @@ traffic as drifted). The served batches, labels and logs go to ``DIR/traffic/<ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -119,61 +120,9 @@ def wait_rows(sink: Path, expected: int, timeout: float = 60.0) -> int:
     raise RuntimeError(f"{sink}: {count} served rows after {timeout:.0f} s, expected {expected}")
 
 
-class ModelServer:
-    """Our model server (serve env) on a free port, with ``--logger_url`` to the collector."""
-
-    def __init__(self, model_dir: str, logger_url: str, log_path: Path, model_name: str = "churn-classifier"):
-        from kfp_tabular.components.common.artifacts import sha256_file
-        from kfp_tabular.components.common.model_dir import find_model_file
-        from kfp_tabular.components.monitoring.collector.launch import free_port, serve_python
-
-        self.port, self.model_name, self.model_dir = free_port(), model_name, Path(model_dir)
-        self.sha256 = sha256_file(find_model_file(self.model_dir))  # the file it loads (the splitter's selector)
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            serve_python(),
-            "-m",
-            "kfp_tabular.components.deployment.model_server",
-            "--model_dir",
-            model_dir,
-            "--model_name",
-            model_name,
-            "--http_port",
-            str(self.port),
-            "--predict_proba",
-            "true",
-            "--logger_url",
-            logger_url,
-        ]
-        self.log_path = Path(log_path)
-        self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120.0) -> "ModelServer":
-        """Wait for ``/v2/health/ready``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"model server exited with {self.process.returncode}: see {self._log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"model server not ready after {timeout:.0f} s: see {self._log.name}")
-
-    def stop(self) -> None:
-        """SIGTERM (its logger queue drains), then wait."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
+#: The serving model's flags beside ``--logger_url``: V1 answers carry probabilities (the collector's ``score``).
+SERVER_FLAGS = ("--predict_proba", "true")
+MODEL_NAME = "churn-classifier"
 
 
 def ensure_production(output_dir: Path, rows: int) -> dict[str, Any]:
@@ -246,7 +195,7 @@ def stage_canary(
 ) -> dict[str, Any]:
     """Stage ``canary_model_dir`` as a 10% canary beside the ``stable`` server; return what the burst showed.
 
-    ``stable`` is the demo's running :class:`ModelServer`. A second model server (``rollout.rig.model_server``,
+    ``stable`` is the demo's running ``rollout.rig.ModelServer``. A second model server (``rollout.rig.model_server``,
     same name and flags, ``--logger_url`` to the same collector) serves the canary; ``rollout.rig.splitter``
     (nginx) splits between them at ``CANARY_PERCENT``; ``rollout.load.replay`` sends ``CANARY_BURST`` of
     ``rows`` (V1 records) through nginx. Returns the ``X-Served-By`` counts, both servers' sha256 and the
@@ -257,10 +206,9 @@ def stage_canary(
     from kfp_tabular.pipelines.rollout.load import replay
 
     began = time.monotonic()
-    stable_server = rig.ModelServer(stable.model_dir, stable.model_name, stable.port, stable.sha256, stable.log_path)
-    flags = ["--predict_proba", "true", "--logger_url", collector_url]
+    flags = [*SERVER_FLAGS, "--logger_url", collector_url]
     with rig.model_server(work / "canary", canary_model_dir, model_name=stable.model_name, extra_args=flags) as canary:
-        with rig.splitter(work / "nginx", stable_server, canary) as backend:
+        with rig.splitter(work / "nginx", stable, canary) as backend:
             backend.set_canary_percent(CANARY_PERCENT)
             log(f"nginx {backend.url}: {backend.history[-1]}")
             start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
@@ -282,7 +230,7 @@ def stage_canary(
         "sent": counts.sent,
         "skipped": counts.skipped,
         "errors": counts.errors,
-        "stable_sha256": stable_server.sha256,
+        "stable_sha256": stable.sha256,
         "canary_sha256": canary.sha256,
         "collector_rows_by_sha256": by_sha,
         "expected_rows": ok_rows,
@@ -332,7 +280,9 @@ def demo(
     """
     from kfp_tabular.components.monitoring.collector.launch import CollectorProcess
     from kfp_tabular.pipelines.monitoring.monitor_and_retrain.run_local import format_summary, run_monitoring_local
+    from kfp_tabular.pipelines.rollout import rig
 
+    stack = contextlib.ExitStack()
     output_dir = Path(output_dir).resolve()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     work = output_dir / "traffic" / stamp
@@ -347,10 +297,13 @@ def demo(
 
     log("== 2. collector + model server (real processes; the server emits KServe logger CloudEvents)")
     collector = CollectorProcess(sink=str(sink), roll_rows=200, roll_seconds=1, log_path=work / "collector.log").start()
-    server = None
     results: dict[str, Any] = {"work": str(work)}
     try:
-        server = ModelServer(production["model_dir"], collector.url, work / "model-server.log").wait_ready()
+        flags = [*SERVER_FLAGS, "--logger_url", collector.url]
+        serving = rig.model_server(
+            work / "model-server", production["model_dir"], model_name=MODEL_NAME, extra_args=flags
+        )
+        server = stack.enter_context(serving)
         log(f"collector {collector.url} -> {sink}; model server {server.url} --logger_url {collector.url}")
 
         log(f"== 3. {traffic_rows} rows of traffic like the training data")
@@ -417,8 +370,7 @@ def demo(
         else:
             log("== 8. no canary staged: the true-labels retrain was not promoted")
     finally:
-        if server is not None:
-            server.stop()
+        stack.close()  # the model server first (what it sent is already in the collector's rows), then the collector
         collector.stop()
     return results
 
